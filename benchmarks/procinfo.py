@@ -1,0 +1,70 @@
+"""Memory and CPU of a server's whole process tree, read from /proc.
+
+Haven serves from several worker processes under one parent, so any figure taken from the
+parent alone would flatter it; every number here sums the parent and all its descendants.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def process_tree(root: int) -> list[int]:
+    """`root` and every live descendant, found by scanning /proc for parent links."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The command name is in parentheses and may itself contain spaces or parentheses.
+        fields = stat[stat.rfind(")") + 2 :].split()
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(children.get(pid, []))
+    return tree
+
+
+def _status_kib(pid: int, key: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def tree_peak_rss_bytes(root: int) -> int:
+    """Sum of VmHWM (each process's peak resident set) over the tree.
+
+    Peaks of different processes need not coincide, so this is an upper bound on the tree's
+    true peak; `tree_rss_bytes` sampled during the run gives the matching lower bound.
+    """
+    return sum(_status_kib(pid, "VmHWM") for pid in process_tree(root)) * 1024
+
+
+def tree_rss_bytes(root: int) -> int:
+    """Current resident set of the whole tree."""
+    return sum(_status_kib(pid, "VmRSS") for pid in process_tree(root)) * 1024
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """User plus system CPU time consumed so far by the live processes of the tree."""
+    total = 0
+    for pid in process_tree(root):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / _CLK_TCK

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Install the real OCI clients that tests/e2e drives against `haven serve`:
+# skopeo, podman, buildah and umoci (plus uidmap), from Debian 12's own packages.
+#
+# Idempotent: when everything is already there it changes nothing and needs no network.
+# Run as root (CI's `make test` does); as another user it only checks and reports.
+# Exits non-zero if any tool is still missing afterwards.
+#
+# The suite runs podman and buildah as root with the vfs storage driver and its own
+# --root/--runroot per test, so neither fuse-overlayfs nor a storage.conf is needed, and
+# no container is ever run (only pull/push/manifest/commit), so no network stack either.
+# What the tools do need from the system is a signature policy
+# (/etc/containers/policy.json, shipped by golang-github-containers-common): podman
+# `manifest push` has no flag to point at another one.
+set -euo pipefail
+
+PACKAGES=(
+    skopeo
+    podman
+    buildah
+    umoci
+    uidmap
+    golang-github-containers-common  # /etc/containers/policy.json, containers.conf defaults
+    golang-github-containers-image   # /etc/containers/registries.conf
+)
+TOOLS=(skopeo podman buildah umoci newuidmap)
+POLICY=/etc/containers/policy.json
+
+log() { printf 'install-e2e-deps: %s\n' "$*" >&2; }
+
+package_installed() {
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'
+}
+
+missing_packages=()
+for pkg in "${PACKAGES[@]}"; do
+    package_installed "$pkg" || missing_packages+=("$pkg")
+done
+
+if ((${#missing_packages[@]})); then
+    if [[ $(id -u) -ne 0 ]]; then
+        log "missing packages: ${missing_packages[*]}; run this script as root to install them"
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    # Update the package lists only when there are none yet or the first install attempt
+    # fails on stale ones (a fresh machine has empty lists; a used one may be outdated).
+    if ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; then
+        log "apt-get update (no package lists yet)"
+        apt-get update -q
+    fi
+    log "installing: ${missing_packages[*]}"
+    if ! apt-get install -y -q --no-install-recommends "${missing_packages[@]}"; then
+        log "install failed; refreshing package lists and retrying"
+        apt-get update -q
+        apt-get install -y -q --no-install-recommends "${missing_packages[@]}"
+    fi
+else
+    log "all packages already installed: ${PACKAGES[*]}"
+fi
+
+# The default trust policy: accept anything (the suite only talks to a local registry).
+# Written only if absent, so a machine's own policy is never overwritten.
+if [[ ! -s $POLICY ]]; then
+    if [[ $(id -u) -ne 0 ]]; then
+        log "$POLICY is missing; run this script as root to create it"
+        exit 1
+    fi
+    log "writing $POLICY"
+    install -d -m 0755 "$(dirname "$POLICY")"
+    printf '%s\n' '{"default": [{"type": "insecureAcceptAnything"}]}' >"$POLICY"
+fi
+
+status=0
+for tool in "${TOOLS[@]}"; do
+    if path=$(command -v "$tool"); then
+        case $tool in
+            newuidmap) log "ok: $path" ;;
+            *) log "ok: $path ($("$tool" --version 2>&1 | head -n 1))" ;;
+        esac
+    else
+        log "MISSING: $tool"
+        status=1
+    fi
+done
+if [[ ! -s $POLICY ]]; then
+    log "MISSING: $POLICY"
+    status=1
+fi
+exit "$status"

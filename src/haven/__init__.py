@@ -1,0 +1,3 @@
+"""Haven: a self-hosted container registry."""
+
+__version__ = "0.1.0"

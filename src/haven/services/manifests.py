@@ -1,0 +1,89 @@
+"""Manifests: push with validation, pull by tag or digest, delete, referrers."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from haven.errors import DigestInvalid, ManifestUnknown, NameUnknown
+from haven.oci.digest import digest_bytes, is_digest, parse_digest
+from haven.oci.manifest import ParsedManifest, parse_manifest
+from haven.oci.names import validate_tag
+from haven.store.metadata import MetadataStore, Referrer, StoredManifest
+
+# Below this size, hashing and parsing on the event loop is cheaper than a thread hop.
+INLINE_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class PushedManifest:
+    digest: str
+    subject: str | None
+
+
+def _digest_and_parse(
+    body: bytes, content_type: str | None, algorithm: str
+) -> tuple[str, ParsedManifest]:
+    return digest_bytes(body, algorithm), parse_manifest(body, content_type)
+
+
+class ManifestService:
+    def __init__(self, metadata: MetadataStore, pool: ThreadPoolExecutor) -> None:
+        self._metadata = metadata
+        self._pool = pool
+
+    async def get(self, registry_id: int, repository: str, reference: str) -> StoredManifest:
+        by_digest = is_digest(reference)
+        if by_digest:
+            parse_digest(reference)
+        else:
+            validate_tag(reference)
+        found = await self._metadata.get_manifest(registry_id, repository, reference, by_digest)
+        if found is None:
+            if not await self._metadata.repository_exists(registry_id, repository):
+                raise NameUnknown(f"repository {repository} is not known to this registry")
+            raise ManifestUnknown(f"manifest {reference} is not in repository {repository}")
+        return found
+
+    async def put(
+        self,
+        registry_id: int,
+        repository: str,
+        reference: str,
+        content_type: str | None,
+        body: bytes,
+    ) -> PushedManifest:
+        if is_digest(reference):
+            algorithm, tag = parse_digest(reference).algorithm, None
+        else:
+            algorithm, tag = "sha256", validate_tag(reference)
+        if len(body) <= INLINE_BYTES:
+            digest, manifest = _digest_and_parse(body, content_type, algorithm)
+        else:
+            loop = asyncio.get_running_loop()
+            digest, manifest = await loop.run_in_executor(
+                self._pool, _digest_and_parse, body, content_type, algorithm
+            )
+        if tag is None and digest != reference:
+            raise DigestInvalid(
+                f"manifest bytes have digest {digest}, not {reference}; nothing was stored"
+            )
+        await self._metadata.put_manifest(registry_id, repository, digest, manifest, body, tag)
+        return PushedManifest(digest, manifest.subject.digest if manifest.subject else None)
+
+    async def delete(self, registry_id: int, repository: str, reference: str) -> None:
+        if is_digest(reference):
+            parse_digest(reference)
+            deleted = await self._metadata.delete_manifest(registry_id, repository, reference)
+        else:
+            validate_tag(reference)
+            deleted = await self._metadata.delete_tag(registry_id, repository, reference)
+        if not deleted:
+            raise ManifestUnknown(f"manifest {reference} is not in repository {repository}")
+
+    async def referrers(
+        self, registry_id: int, repository: str, subject: str, artifact_type: str | None
+    ) -> list[Referrer]:
+        parse_digest(subject)
+        return await self._metadata.referrers(registry_id, repository, subject, artifact_type)

@@ -1,0 +1,146 @@
+"""Content stores: where blob bytes live.
+
+A store is content-addressed and immutable: an upload is written to a private temporary
+object, and published under its digest only after the digest has been verified. A
+published blob is never rewritten. Stores know nothing of registries or repositories;
+which repository may read a blob is the metadata's business.
+
+Methods named `*_sync` block and are called from worker threads only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from haven.errors import BlobUploadUnknown
+
+READ_CHUNK = 4 * 1024 * 1024
+
+
+class UploadWriter(Protocol):
+    def write_sync(self, data: bytes | memoryview) -> None: ...
+
+    def close_sync(self) -> None: ...
+
+
+class BlobStore(Protocol):
+    """The content store protocol (filesystem now; object stores behind the same calls)."""
+
+    def create_upload_sync(self, upload_id: str) -> None:
+        """Start an empty upload object."""
+
+    def upload_size_sync(self, upload_id: str) -> int:
+        """Bytes received so far; raises BlobUploadUnknown if the upload is gone."""
+
+    def open_upload_sync(self, upload_id: str) -> UploadWriter:
+        """A writer appending to the upload; raises BlobUploadUnknown."""
+
+    def read_upload_sync(self, upload_id: str) -> Iterator[bytes]:
+        """The upload's bytes so far, to rebuild a hash state."""
+
+    def publish_sync(self, upload_id: str, digest: str) -> None:
+        """Make the (verified) upload durable and readable under `digest`; idempotent
+        when the blob exists already."""
+
+    def abort_sync(self, upload_id: str) -> None:
+        """Drop an upload; no error if it is gone."""
+
+    def exists_sync(self, digest: str) -> bool: ...
+
+    def local_path(self, digest: str) -> Path:
+        """Where the blob's bytes are on this machine (for zero-copy responses)."""
+
+    def delete_sync(self, digest: str) -> None: ...
+
+
+def _fsync_directory(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class _FileWriter:
+    def __init__(self, handle: BinaryIO) -> None:
+        self._handle = handle
+
+    def write_sync(self, data: bytes | memoryview) -> None:
+        self._handle.write(data)
+
+    def close_sync(self) -> None:
+        self._handle.close()
+
+
+class FilesystemBlobStore:
+    """Blobs as files under `<root>/blobs/<algorithm>/<first two hex>/<hex>`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.blob_root = root / "blobs"
+        self.upload_root = root / "uploads"
+        self.blob_root.mkdir(parents=True, exist_ok=True)
+        self.upload_root.mkdir(parents=True, exist_ok=True)
+
+    def _upload_path(self, upload_id: str) -> Path:
+        return self.upload_root / upload_id
+
+    def local_path(self, digest: str) -> Path:
+        algorithm, _, encoded = digest.partition(":")
+        return self.blob_root / algorithm / encoded[:2] / encoded
+
+    def create_upload_sync(self, upload_id: str) -> None:
+        self._upload_path(upload_id).touch(exist_ok=False)
+
+    def upload_size_sync(self, upload_id: str) -> int:
+        try:
+            return self._upload_path(upload_id).stat().st_size
+        except FileNotFoundError:
+            raise BlobUploadUnknown() from None
+
+    def open_upload_sync(self, upload_id: str) -> UploadWriter:
+        try:
+            handle = open(self._upload_path(upload_id), "r+b", buffering=0)  # noqa: SIM115
+        except FileNotFoundError:
+            raise BlobUploadUnknown() from None
+        handle.seek(0, os.SEEK_END)
+        return _FileWriter(handle)
+
+    def read_upload_sync(self, upload_id: str) -> Iterator[bytes]:
+        try:
+            handle = open(self._upload_path(upload_id), "rb")  # noqa: SIM115
+        except FileNotFoundError:
+            raise BlobUploadUnknown() from None
+        with handle:
+            while chunk := handle.read(READ_CHUNK):
+                yield chunk
+
+    def publish_sync(self, upload_id: str, digest: str) -> None:
+        source = self._upload_path(upload_id)
+        target = self.local_path(digest)
+        if target.exists():
+            # Same digest, same bytes: the first copy stays, this one goes.
+            source.unlink(missing_ok=True)
+            return
+        fd = os.open(source, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, target)
+        _fsync_directory(target.parent)
+
+    def abort_sync(self, upload_id: str) -> None:
+        self._upload_path(upload_id).unlink(missing_ok=True)
+
+    def exists_sync(self, digest: str) -> bool:
+        return self.local_path(digest).exists()
+
+    def delete_sync(self, digest: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.local_path(digest).unlink()

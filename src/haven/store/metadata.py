@@ -1,0 +1,450 @@
+"""The metadata store: every query Haven runs, in one place, on SQLite or PostgreSQL.
+
+Methods speak registries, repositories, blobs, manifests and tags; each runs as one
+thread hop (`Database.read` / `Database.write`). Repositories are created by the first
+write that gives them content, so a cancelled upload leaves no empty repository behind.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import orjson
+
+from haven.errors import ManifestBlobUnknown, ManifestInvalid
+from haven.oci.manifest import ParsedManifest
+from haven.store.db import Conn, Database
+
+BLOB, MANIFEST = 0, 1
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredManifest:
+    digest: str
+    media_type: str
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Referrer:
+    digest: str
+    media_type: str
+    size: int
+    artifact_type: str | None
+    annotations: dict[str, str] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    id: str
+    registry_id: int
+    repository: str
+
+
+def _repository_id(c: Conn, registry_id: int, name: str) -> int | None:
+    value = c.value(
+        "SELECT id FROM repositories WHERE registry_id = ? AND name = ?", registry_id, name
+    )
+    return None if value is None else int(value)
+
+
+def _ensure_repository(c: Conn, registry_id: int, name: str) -> int:
+    found = _repository_id(c, registry_id, name)
+    if found is not None:
+        return found
+    c.exec(
+        "INSERT INTO repositories (registry_id, name, created_at) VALUES (?, ?, ?) "
+        "ON CONFLICT (registry_id, name) DO NOTHING",
+        registry_id,
+        name,
+        now_ms(),
+    )
+    created = _repository_id(c, registry_id, name)
+    assert created is not None
+    return created
+
+
+def _link_blob(c: Conn, repository_id: int, digest: str, size: int) -> None:
+    stamp = now_ms()
+    c.exec(
+        "INSERT INTO blobs (digest, size, created_at) VALUES (?, ?, ?) "
+        "ON CONFLICT (digest) DO NOTHING",
+        digest,
+        size,
+        stamp,
+    )
+    c.exec(
+        "INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES (?, ?, ?) "
+        "ON CONFLICT (repository_id, digest) DO NOTHING",
+        repository_id,
+        digest,
+        stamp,
+    )
+
+
+class MetadataStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # Registries ------------------------------------------------------------------
+
+    def ensure_registry_sync(self, name: str, login_servers: Sequence[str]) -> int:
+        def work(c: Conn) -> int:
+            c.exec(
+                "INSERT INTO registries (name, created_at) VALUES (?, ?) "
+                "ON CONFLICT (name) DO NOTHING",
+                name,
+                now_ms(),
+            )
+            registry_id = int(c.value("SELECT id FROM registries WHERE name = ?", name))
+            for host in login_servers:
+                c.exec(
+                    "INSERT INTO login_servers (host, registry_id) VALUES (?, ?) "
+                    "ON CONFLICT (host) DO NOTHING",
+                    host.lower(),
+                    registry_id,
+                )
+            return registry_id
+
+        return self.db.write_sync(work)
+
+    async def login_servers(self) -> dict[str, int]:
+        rows = await self.db.read(lambda c: c.all("SELECT host, registry_id FROM login_servers"))
+        return {str(host): int(rid) for host, rid in rows}
+
+    # Blobs -----------------------------------------------------------------------
+
+    async def blob_size_in_repository(
+        self, registry_id: int, repository: str, digest: str
+    ) -> int | None:
+        """The blob's size if `repository` may read it, else None."""
+
+        def work(c: Conn) -> int | None:
+            value = c.value(
+                "SELECT b.size FROM repositories r "
+                "JOIN repository_blobs rb ON rb.repository_id = r.id "
+                "JOIN blobs b ON b.digest = rb.digest "
+                "WHERE r.registry_id = ? AND r.name = ? AND rb.digest = ?",
+                registry_id,
+                repository,
+                digest,
+            )
+            return None if value is None else int(value)
+
+        return await self.db.read(work)
+
+    async def link_blob(self, registry_id: int, repository: str, digest: str, size: int) -> None:
+        def work(c: Conn) -> None:
+            _link_blob(c, _ensure_repository(c, registry_id, repository), digest, size)
+
+        await self.db.write(work)
+
+    async def complete_upload(
+        self, upload_id: str, registry_id: int, repository: str, digest: str, size: int
+    ) -> None:
+        """Link a verified, published blob and forget its upload, in one transaction."""
+
+        def work(c: Conn) -> None:
+            _link_blob(c, _ensure_repository(c, registry_id, repository), digest, size)
+            c.exec("DELETE FROM uploads WHERE id = ?", upload_id)
+
+        await self.db.write(work)
+
+    async def mount_blob(
+        self, registry_id: int, repository: str, digest: str, source: str | None
+    ) -> bool:
+        """Link a blob that another repository of the registry holds.
+
+        With `source`, only that repository is looked at; without it, any repository of
+        the registry. Returns False when no such blob is linked there.
+        """
+
+        def work(c: Conn) -> bool:
+            if source is not None:
+                size = c.value(
+                    "SELECT b.size FROM repositories r "
+                    "JOIN repository_blobs rb ON rb.repository_id = r.id "
+                    "JOIN blobs b ON b.digest = rb.digest "
+                    "WHERE r.registry_id = ? AND r.name = ? AND rb.digest = ?",
+                    registry_id,
+                    source,
+                    digest,
+                )
+            else:
+                size = c.value(
+                    "SELECT b.size FROM blobs b WHERE b.digest = ? AND EXISTS ("
+                    "SELECT 1 FROM repository_blobs rb JOIN repositories r "
+                    "ON r.id = rb.repository_id WHERE rb.digest = b.digest "
+                    "AND r.registry_id = ?)",
+                    digest,
+                    registry_id,
+                )
+            if size is None:
+                return False
+            _link_blob(c, _ensure_repository(c, registry_id, repository), digest, int(size))
+            return True
+
+        return await self.db.write(work)
+
+    async def unlink_blob(self, registry_id: int, repository: str, digest: str) -> bool:
+        def work(c: Conn) -> bool:
+            repository_id = _repository_id(c, registry_id, repository)
+            if repository_id is None:
+                return False
+            return (
+                c.exec(
+                    "DELETE FROM repository_blobs WHERE repository_id = ? AND digest = ?",
+                    repository_id,
+                    digest,
+                )
+                > 0
+            )
+
+        return await self.db.write(work)
+
+    # Uploads ---------------------------------------------------------------------
+
+    async def create_upload(self, upload_id: str, registry_id: int, repository: str) -> None:
+        await self.db.write(
+            lambda c: c.exec(
+                "INSERT INTO uploads (id, registry_id, repository, created_at) "
+                "VALUES (?, ?, ?, ?)",
+                upload_id,
+                registry_id,
+                repository,
+                now_ms(),
+            )
+        )
+
+    async def get_upload(self, upload_id: str) -> Upload | None:
+        row = await self.db.read(
+            lambda c: c.one(
+                "SELECT id, registry_id, repository FROM uploads WHERE id = ?", upload_id
+            )
+        )
+        return None if row is None else Upload(str(row[0]), int(row[1]), str(row[2]))
+
+    async def delete_upload(self, upload_id: str) -> None:
+        await self.db.write(lambda c: c.exec("DELETE FROM uploads WHERE id = ?", upload_id))
+
+    # Manifests -------------------------------------------------------------------
+
+    async def get_manifest(
+        self, registry_id: int, repository: str, reference: str, by_digest: bool
+    ) -> StoredManifest | None:
+        if by_digest:
+            sql = (
+                "SELECT m.digest, m.media_type, m.payload FROM repositories r "
+                "JOIN manifests m ON m.repository_id = r.id "
+                "WHERE r.registry_id = ? AND r.name = ? AND m.digest = ?"
+            )
+        else:
+            sql = (
+                "SELECT m.digest, m.media_type, m.payload FROM repositories r "
+                "JOIN tags t ON t.repository_id = r.id "
+                "JOIN manifests m ON m.repository_id = r.id AND m.digest = t.manifest_digest "
+                "WHERE r.registry_id = ? AND r.name = ? AND t.name = ?"
+            )
+        row = await self.db.read(lambda c: c.one(sql, registry_id, repository, reference))
+        if row is None:
+            return None
+        return StoredManifest(str(row[0]), str(row[1]), bytes(row[2]))
+
+    async def repository_exists(self, registry_id: int, repository: str) -> bool:
+        return await self.db.read(lambda c: _repository_id(c, registry_id, repository)) is not None
+
+    async def put_manifest(
+        self,
+        registry_id: int,
+        repository: str,
+        digest: str,
+        manifest: ParsedManifest,
+        payload: bytes,
+        tag: str | None,
+    ) -> None:
+        """Store a manifest (and move `tag` to it) once everything it names is present.
+
+        Raises ManifestBlobUnknown naming the first missing blob or child manifest, and
+        ManifestInvalid when a descriptor's size disagrees with what is stored. The
+        checks and the write happen in one transaction.
+        """
+        annotations = orjson.dumps(manifest.annotations).decode() if manifest.annotations else None
+
+        def work(c: Conn) -> None:
+            repository_id = _ensure_repository(c, registry_id, repository)
+            references: list[tuple[int, str]] = []
+            for blob in manifest.blobs:
+                size = c.value(
+                    "SELECT b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest "
+                    "WHERE rb.repository_id = ? AND rb.digest = ?",
+                    repository_id,
+                    blob.digest,
+                )
+                if size is None:
+                    if blob.may_be_absent:
+                        continue
+                    raise ManifestBlobUnknown(
+                        f"blob {blob.digest} is not in repository {repository}",
+                        detail={"digest": blob.digest},
+                    )
+                if int(size) != blob.size:
+                    raise ManifestInvalid(
+                        f"descriptor of {blob.digest} says {blob.size} bytes, "
+                        f"the stored blob has {size}"
+                    )
+                references.append((BLOB, blob.digest))
+            for child in manifest.children:
+                size = c.value(
+                    "SELECT size FROM manifests WHERE repository_id = ? AND digest = ?",
+                    repository_id,
+                    child.digest,
+                )
+                if size is None:
+                    raise ManifestBlobUnknown(
+                        f"manifest {child.digest} is not in repository {repository}",
+                        detail={"digest": child.digest},
+                    )
+                if int(size) != child.size:
+                    raise ManifestInvalid(
+                        f"descriptor of {child.digest} says {child.size} bytes, "
+                        f"the stored manifest has {size}"
+                    )
+                references.append((MANIFEST, child.digest))
+            stamp = now_ms()
+            c.exec(
+                "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, "
+                "subject_digest, annotations, size, payload, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (repository_id, digest) DO NOTHING",
+                repository_id,
+                digest,
+                manifest.media_type,
+                manifest.artifact_type,
+                manifest.subject.digest if manifest.subject else None,
+                annotations,
+                len(payload),
+                payload,
+                stamp,
+            )
+            manifest_id = c.value(
+                "SELECT id FROM manifests WHERE repository_id = ? AND digest = ?",
+                repository_id,
+                digest,
+            )
+            c.exec_many(
+                "INSERT INTO manifest_references (manifest_id, kind, digest) VALUES (?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
+                [(manifest_id, kind, ref) for kind, ref in dict.fromkeys(references)],
+            )
+            if tag is not None:
+                c.exec(
+                    "INSERT INTO tags (repository_id, name, manifest_digest, updated_at) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT (repository_id, name) DO UPDATE SET "
+                    "manifest_digest = excluded.manifest_digest, updated_at = excluded.updated_at",
+                    repository_id,
+                    tag,
+                    digest,
+                    stamp,
+                )
+
+        await self.db.write(work)
+
+    async def delete_manifest(self, registry_id: int, repository: str, digest: str) -> bool:
+        """Delete a manifest and every tag pointing at it."""
+
+        def work(c: Conn) -> bool:
+            repository_id = _repository_id(c, registry_id, repository)
+            if repository_id is None:
+                return False
+            c.exec(
+                "DELETE FROM tags WHERE repository_id = ? AND manifest_digest = ?",
+                repository_id,
+                digest,
+            )
+            return (
+                c.exec(
+                    "DELETE FROM manifests WHERE repository_id = ? AND digest = ?",
+                    repository_id,
+                    digest,
+                )
+                > 0
+            )
+
+        return await self.db.write(work)
+
+    async def delete_tag(self, registry_id: int, repository: str, tag: str) -> bool:
+        def work(c: Conn) -> bool:
+            repository_id = _repository_id(c, registry_id, repository)
+            if repository_id is None:
+                return False
+            return (
+                c.exec("DELETE FROM tags WHERE repository_id = ? AND name = ?", repository_id, tag)
+                > 0
+            )
+
+        return await self.db.write(work)
+
+    # Listing ---------------------------------------------------------------------
+
+    async def list_tags(
+        self, registry_id: int, repository: str, last: str | None, limit: int
+    ) -> list[str] | None:
+        """Up to `limit` tags after `last`, sorted; None if the repository is unknown."""
+
+        def work(c: Conn) -> list[str] | None:
+            repository_id = _repository_id(c, registry_id, repository)
+            if repository_id is None:
+                return None
+            rows = c.all(
+                "SELECT name FROM tags WHERE repository_id = ? AND name > ? "
+                "ORDER BY name LIMIT ?",
+                repository_id,
+                last or "",
+                limit,
+            )
+            return [str(r[0]) for r in rows]
+
+        return await self.db.read(work)
+
+    async def list_repositories(self, registry_id: int, last: str | None, limit: int) -> list[str]:
+        rows = await self.db.read(
+            lambda c: c.all(
+                "SELECT name FROM repositories WHERE registry_id = ? AND name > ? "
+                "ORDER BY name LIMIT ?",
+                registry_id,
+                last or "",
+                limit,
+            )
+        )
+        return [str(r[0]) for r in rows]
+
+    async def referrers(
+        self, registry_id: int, repository: str, subject: str, artifact_type: str | None
+    ) -> list[Referrer]:
+        sql = (
+            "SELECT m.digest, m.media_type, m.size, m.artifact_type, m.annotations "
+            "FROM repositories r JOIN manifests m ON m.repository_id = r.id "
+            "WHERE r.registry_id = ? AND r.name = ? AND m.subject_digest = ?"
+        )
+        args: list[object] = [registry_id, repository, subject]
+        if artifact_type is not None:
+            sql += " AND m.artifact_type = ?"
+            args.append(artifact_type)
+        sql += " ORDER BY m.created_at, m.digest"
+        rows = await self.db.read(lambda c: c.all(sql, *args))
+        return [
+            Referrer(
+                str(r[0]),
+                str(r[1]),
+                int(r[2]),
+                r[3],
+                orjson.loads(r[4]) if r[4] else None,
+            )
+            for r in rows
+        ]

@@ -1,0 +1,142 @@
+"""The metadata schema, as SQLAlchemy Core tables.
+
+Alembic's migrations create exactly this schema (a test compares the two); the request
+path uses plain SQL against it. Times are milliseconds since the epoch, so that SQLite
+and PostgreSQL store and compare them alike.
+
+Content is global and stored once per digest (`blobs`); what a repository may read is
+what it links (`repository_blobs`) or holds as a manifest. Manifests are kept byte-exact
+in `manifests.payload`, with the fields that listing, referrers and GC need alongside.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+registries = Table(
+    "registries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(50), nullable=False, unique=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+login_servers = Table(
+    "login_servers",
+    metadata,
+    Column("host", String(255), primary_key=True),
+    Column(
+        "registry_id", Integer, ForeignKey("registries.id", ondelete="CASCADE"), nullable=False
+    ),
+)
+
+repositories = Table(
+    "repositories",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "registry_id", Integer, ForeignKey("registries.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("name", String(255), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("registry_id", "name", name="uq_repositories_registry_name"),
+)
+
+blobs = Table(
+    "blobs",
+    metadata,
+    Column("digest", String(200), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+repository_blobs = Table(
+    "repository_blobs",
+    metadata,
+    Column(
+        "repository_id",
+        Integer,
+        ForeignKey("repositories.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("digest", String(200), ForeignKey("blobs.digest"), primary_key=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+manifests = Table(
+    "manifests",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "repository_id",
+        Integer,
+        ForeignKey("repositories.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("digest", String(200), nullable=False),
+    Column("media_type", String(255), nullable=False),
+    Column("artifact_type", String(255)),
+    Column("subject_digest", String(200)),
+    Column("annotations", Text),
+    Column("size", BigInteger, nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("repository_id", "digest", name="uq_manifests_repository_digest"),
+    Index("ix_manifests_subject", "repository_id", "subject_digest"),
+)
+
+# What each manifest references: kind 0 = blob, 1 = child manifest.
+manifest_references = Table(
+    "manifest_references",
+    metadata,
+    Column(
+        "manifest_id",
+        Integer,
+        ForeignKey("manifests.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("kind", SmallInteger, primary_key=True),
+    Column("digest", String(200), primary_key=True),
+    Index("ix_manifest_references_digest", "digest"),
+)
+
+tags = Table(
+    "tags",
+    metadata,
+    Column(
+        "repository_id",
+        Integer,
+        ForeignKey("repositories.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("name", String(128), primary_key=True),
+    Column("manifest_digest", String(200), nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Index("ix_tags_manifest", "repository_id", "manifest_digest"),
+)
+
+uploads = Table(
+    "uploads",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column(
+        "registry_id", Integer, ForeignKey("registries.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("repository", String(255), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)

@@ -1,0 +1,33 @@
+"""What a distribution API handler receives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+
+if TYPE_CHECKING:
+    from haven.web.app import Services
+
+
+@dataclass(slots=True)
+class Ctx:
+    request: Request
+    services: Services
+    registry_id: int
+    params: dict[str, str]
+
+    @property
+    def name(self) -> str:
+        return self.params["name"]
+
+    @property
+    def head(self) -> bool:
+        return self.request.method == "HEAD"
+
+    def header(self, name: str) -> str | None:
+        return self.request.headers.get(name)
+
+    def query(self, name: str) -> str | None:
+        return self.request.query_params.get(name)

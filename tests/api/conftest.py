@@ -1,0 +1,52 @@
+"""The ASGI app in-process over httpx, once per metadata backend.
+
+Every test in tests/api runs against SQLite and against PostgreSQL: the `backend`
+fixture is parametrised, and each test gets an empty registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from haven.config import Settings
+from haven.web.app import create_app
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def settings(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    if backend == "postgresql":
+        url = request.getfixturevalue("postgres_database")
+        return Settings(data_dir=tmp_path / "data", database_url=url)
+    return Settings(data_dir=tmp_path / "data")
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[object]:
+    from haven.store.migrate import reset_for_tests, upgrade
+
+    upgrade(settings)
+    reset_for_tests(settings)
+    application = create_app(settings)
+    await application.startup()
+    try:
+        yield application
+    finally:
+        await application.shutdown()
+
+
+@pytest.fixture
+async def client(app: object) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://localhost:5000", timeout=60
+    ) as c:
+        yield c

@@ -1,0 +1,141 @@
+"""Fixtures for the end-to-end suite: a real `haven serve` and isolated real clients.
+
+The suite fails (never skips) when the clients are missing, so that a CI machine without
+them cannot pass silently: `scripts/install-e2e-deps.sh` installs them.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from e2e_support import (  # noqa: E402
+    INSTALL_HINT,
+    HavenServer,
+    Tools,
+    missing_prerequisites,
+    unique_repository,
+)
+
+E2E_DIR = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if E2E_DIR in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Iterator[None]:
+    report = yield
+    setattr(item, f"e2e_report_{report.when}", report)  # type: ignore[attr-defined]
+    return report
+
+
+@pytest.fixture(scope="session")
+def e2e_prerequisites() -> None:
+    missing = missing_prerequisites()
+    if missing:
+        pytest.fail(f"missing: {', '.join(missing)}; {INSTALL_HINT}", pytrace=False)
+    try:
+        import oras.client  # noqa: F401
+    except ImportError as error:
+        pytest.fail(
+            f"the ORAS Python SDK is not importable ({error}); install the `oras` package "
+            "into the test environment (`pip install -e '.[test]'`)",
+            pytrace=False,
+        )
+
+
+@pytest.fixture(scope="session")
+def haven(
+    e2e_prerequisites: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[HavenServer]:
+    """One `haven serve` for the session, on a free port with an empty data directory."""
+    base = tmp_path_factory.mktemp("haven")
+    server = HavenServer(data_dir=base / "data", log_path=base / "haven.log")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _haven_log_on_failure(
+    request: pytest.FixtureRequest,
+) -> Iterator[None]:
+    """When a test fails, print what the server logged during it (shown by pytest)."""
+    if "haven" not in request.fixturenames:
+        yield
+        return
+    server: HavenServer = request.getfixturevalue("haven")
+    offset = server.log_size()
+    yield
+    report = getattr(request.node, "e2e_report_call", None)
+    if report is not None and report.failed:
+        print(f"--- haven serve log during {request.node.name} ---")
+        print(server.log_since(offset))
+
+
+@pytest.fixture
+def registry(haven: HavenServer) -> str:
+    """host:port of the session's Haven, as used in image references."""
+    return haven.address
+
+
+@pytest.fixture
+def tools(haven: HavenServer, tmp_path: Path) -> Tools:
+    """skopeo/podman/buildah/umoci with state private to this test."""
+    return Tools(tmp_path / "tools", haven.address)
+
+
+@pytest.fixture
+def repo(request: pytest.FixtureRequest) -> Callable[[str], str]:
+    """Unique repository names for this test: repo("src") -> "e2e/<test>-src-<random>"."""
+
+    def make(suffix: str = "") -> str:
+        label = request.node.name.removeprefix("test_")
+        return unique_repository(f"{label[:28]}-{suffix}" if suffix else label)
+
+    return make
+
+
+@pytest.fixture
+def http(haven: HavenServer) -> Iterator[httpx.Client]:
+    """A plain HTTP client on the session's Haven."""
+    with httpx.Client(base_url=haven.url, timeout=60.0) as client:
+        yield client
+
+
+@pytest.fixture
+def start_haven(
+    e2e_prerequisites: None, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Callable[[Path, int | None], HavenServer]]:
+    """Start extra servers (own data dir or a given one); all are stopped at teardown."""
+    started: list[HavenServer] = []
+
+    def start(data_dir: Path, port: int | None = None) -> HavenServer:
+        server = HavenServer(
+            data_dir=data_dir, log_path=tmp_path / f"haven-{len(started)}.log", port=port
+        )
+        started.append(server)
+        server.start()
+        return server
+
+    yield start
+    report = getattr(request.node, "e2e_report_call", None)
+    for server in started:
+        server.stop()
+        if report is not None and report.failed:
+            print(f"--- log of `haven serve` on {server.address} ---")
+            print(server.log_tail(20_000))
