@@ -17,7 +17,9 @@ def main() -> None:
 
 @main.command()
 @click.option("--host", envvar="HAVEN_HOST", default="127.0.0.1", show_default=True)
-@click.option("--port", envvar="HAVEN_PORT", type=click.IntRange(0, 65535), default=5000, show_default=True)
+@click.option(
+    "--port", envvar="HAVEN_PORT", type=click.IntRange(0, 65535), default=5000, show_default=True
+)
 @click.option(
     "--data-dir",
     envvar="HAVEN_DATA_DIR",

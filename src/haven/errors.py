@@ -27,10 +27,8 @@ class RegistryError(Exception):
         super().__init__(self.message)
 
     def body(self) -> dict[str, Any]:
-        error: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.detail is not None:
-            error["detail"] = self.detail
-        return {"errors": [error]}
+        detail = {} if self.detail is None else self.detail
+        return {"errors": [{"code": self.code, "message": self.message, "detail": detail}]}
 
 
 class BlobUnknown(RegistryError):

@@ -116,9 +116,7 @@ def _kind(document: dict[str, Any], content_type: str | None) -> str:
         raise ManifestInvalid("mediaType must be a string")
     header = (content_type or "").split(";", 1)[0].strip().lower() or None
     if header in DOCKER_SCHEMA1 or declared in DOCKER_SCHEMA1:
-        raise ManifestInvalid(
-            "Docker schema 1 manifests are not accepted: push schema 2 or OCI"
-        )
+        raise ManifestInvalid("Docker schema 1 manifests are not accepted: push schema 2 or OCI")
     if declared and header and declared != header:
         raise ManifestInvalid(
             f"the manifest's mediaType {declared!r} does not match Content-Type {header!r}"

@@ -12,6 +12,7 @@ is on disk when `write` returns; PostgreSQL commits are durable by default.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import sqlite3
 import threading
@@ -82,6 +83,7 @@ class Database:
     # Connections -----------------------------------------------------------------
 
     def _connect(self) -> Any:
+        raw: Any
         if self.postgres:
             import psycopg
 
@@ -144,10 +146,8 @@ class Database:
         self._pool.shutdown(wait=True)
         with self._lock:
             for raw in self._connections:
-                try:
+                with contextlib.suppress(Exception):
                     raw.close()
-                except Exception:
-                    pass
             self._connections.clear()
 
 

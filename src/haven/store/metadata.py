@@ -213,8 +213,7 @@ class MetadataStore:
     async def create_upload(self, upload_id: str, registry_id: int, repository: str) -> None:
         await self.db.write(
             lambda c: c.exec(
-                "INSERT INTO uploads (id, registry_id, repository, created_at) "
-                "VALUES (?, ?, ?, ?)",
+                "INSERT INTO uploads (id, registry_id, repository, created_at) VALUES (?, ?, ?, ?)",
                 upload_id,
                 registry_id,
                 repository,
@@ -402,8 +401,7 @@ class MetadataStore:
             if repository_id is None:
                 return None
             rows = c.all(
-                "SELECT name FROM tags WHERE repository_id = ? AND name > ? "
-                "ORDER BY name LIMIT ?",
+                "SELECT name FROM tags WHERE repository_id = ? AND name > ? ORDER BY name LIMIT ?",
                 repository_id,
                 last or "",
                 limit,

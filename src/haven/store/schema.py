@@ -40,18 +40,14 @@ login_servers = Table(
     "login_servers",
     metadata,
     Column("host", String(255), primary_key=True),
-    Column(
-        "registry_id", Integer, ForeignKey("registries.id", ondelete="CASCADE"), nullable=False
-    ),
+    Column("registry_id", Integer, ForeignKey("registries.id", ondelete="CASCADE"), nullable=False),
 )
 
 repositories = Table(
     "repositories",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column(
-        "registry_id", Integer, ForeignKey("registries.id", ondelete="CASCADE"), nullable=False
-    ),
+    Column("registry_id", Integer, ForeignKey("registries.id", ondelete="CASCADE"), nullable=False),
     Column("name", String(255), nullable=False),
     Column("created_at", BigInteger, nullable=False),
     UniqueConstraint("registry_id", "name", name="uq_repositories_registry_name"),
@@ -134,9 +130,7 @@ uploads = Table(
     "uploads",
     metadata,
     Column("id", String(64), primary_key=True),
-    Column(
-        "registry_id", Integer, ForeignKey("registries.id", ondelete="CASCADE"), nullable=False
-    ),
+    Column("registry_id", Integer, ForeignKey("registries.id", ondelete="CASCADE"), nullable=False),
     Column("repository", String(255), nullable=False),
     Column("created_at", BigInteger, nullable=False),
 )

@@ -10,9 +10,7 @@ from haven.web.responses import head_response, respond
 
 
 async def get_manifest(ctx: Ctx) -> Response:
-    manifest = await ctx.services.manifests.get(
-        ctx.registry_id, ctx.name, ctx.params["reference"]
-    )
+    manifest = await ctx.services.manifests.get(ctx.registry_id, ctx.name, ctx.params["reference"])
     headers = {
         "Docker-Content-Digest": manifest.digest,
         "ETag": f'"{manifest.digest}"',

@@ -50,7 +50,10 @@ ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
         re.compile(r"^/v2/(?P<name>.+)/blobs/(?P<digest>[^/]+)$"),
         {"GET": blobs.get_blob, "DELETE": blobs.delete_blob},
     ),
-    (re.compile(r"^/v2/(?P<name>.+)/referrers/(?P<digest>[^/]+)$"), {"GET": referrers.list_referrers}),
+    (
+        re.compile(r"^/v2/(?P<name>.+)/referrers/(?P<digest>[^/]+)$"),
+        {"GET": referrers.list_referrers},
+    ),
 ]
 
 
