@@ -131,7 +131,11 @@ class FilesystemBlobStore:
             os.fsync(fd)
         finally:
             os.close(fd)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.parent.is_dir():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            # The new fan-out directories must survive a crash too.
+            _fsync_directory(target.parent.parent)
+            _fsync_directory(target.parent.parent.parent)
         os.replace(source, target)
         _fsync_directory(target.parent)
 
