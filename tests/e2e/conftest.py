@@ -15,7 +15,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from e2e_support import (  # noqa: E402
+from e2e_support import (
     INSTALL_HINT,
     HavenServer,
     Tools,
@@ -28,14 +28,12 @@ E2E_DIR = Path(__file__).resolve().parent
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if E2E_DIR in Path(str(item.fspath)).resolve().parents:
+        if E2E_DIR in item.path.resolve().parents:
             item.add_marker(pytest.mark.e2e)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[None]
-) -> Iterator[None]:
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     report = yield
     setattr(item, f"e2e_report_{report.when}", report)  # type: ignore[attr-defined]
     return report
@@ -94,9 +92,13 @@ def registry(haven: HavenServer) -> str:
 
 
 @pytest.fixture
-def tools(haven: HavenServer, tmp_path: Path) -> Tools:
+def tools(haven: HavenServer, tmp_path: Path) -> Iterator[Tools]:
     """skopeo/podman/buildah/umoci with state private to this test."""
-    return Tools(tmp_path / "tools", haven.address)
+    isolated = Tools(tmp_path / "tools", haven.address)
+    try:
+        yield isolated
+    finally:
+        isolated.close()
 
 
 @pytest.fixture
@@ -120,13 +122,21 @@ def http(haven: HavenServer) -> Iterator[httpx.Client]:
 @pytest.fixture
 def start_haven(
     e2e_prerequisites: None, tmp_path: Path, request: pytest.FixtureRequest
-) -> Iterator[Callable[[Path, int | None], HavenServer]]:
-    """Start extra servers (own data dir or a given one); all are stopped at teardown."""
+) -> Iterator[Callable[..., HavenServer]]:
+    """Start extra servers: start(data_dir, port=None, database_url=None) -> HavenServer.
+
+    Each gets its own log; all are stopped at teardown (their logs printed if the test failed).
+    """
     started: list[HavenServer] = []
 
-    def start(data_dir: Path, port: int | None = None) -> HavenServer:
+    def start(
+        data_dir: Path, port: int | None = None, database_url: str | None = None
+    ) -> HavenServer:
         server = HavenServer(
-            data_dir=data_dir, log_path=tmp_path / f"haven-{len(started)}.log", port=port
+            data_dir=data_dir,
+            log_path=tmp_path / f"haven-{len(started)}.log",
+            port=port,
+            database_url=database_url,
         )
         started.append(server)
         server.start()

@@ -8,6 +8,7 @@ into the machine's) image stores, credentials or registry configuration.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import io
@@ -20,6 +21,7 @@ import socket
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -58,6 +60,12 @@ def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+def with_params(url: str, **params: str) -> httpx.URL:
+    """`url` with `params` added to its query. (httpx's `params=` replaces the query, which
+    would drop the state a registry may keep in an upload Location.)"""
+    return httpx.URL(url).copy_merge_params(params)
+
+
 def missing_prerequisites() -> list[str]:
     """What the machine lacks for this suite, as human-readable items (empty: all there)."""
     missing = [tool for tool in REQUIRED_TOOLS if shutil.which(tool) is None]
@@ -77,6 +85,11 @@ def unique_repository(label: str) -> str:
     """A repository name unique to one test, valid by the distribution spec's grammar."""
     slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")[:40].strip("-") or "repo"
     return f"e2e/{slug}-{uuid.uuid4().hex[:10]}"
+
+
+def _server_environment() -> dict[str, str]:
+    """The caller's environment without HAVEN_* settings: the flags alone configure Haven."""
+    return {key: value for key, value in os.environ.items() if not key.startswith("HAVEN_")}
 
 
 def _clean_environment() -> dict[str, str]:
@@ -103,11 +116,19 @@ def _clean_environment() -> dict[str, str]:
 class HavenServer:
     """One `haven serve` process group on 127.0.0.1, with its log in a file."""
 
-    def __init__(self, data_dir: Path, log_path: Path, port: int | None = None, workers: int = 2):
+    def __init__(
+        self,
+        data_dir: Path,
+        log_path: Path,
+        port: int | None = None,
+        workers: int = 2,
+        database_url: str | None = None,
+    ):
         self.data_dir = data_dir
         self.log_path = log_path
         self.port = port or free_port()
         self.workers = workers
+        self.database_url = database_url
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -120,15 +141,6 @@ class HavenServer:
         return f"http://{self.address}"
 
     def command(self) -> list[str]:
-        # TEMPORARY (development only, remove before hand-off): reference registry.
-        if os.environ.get("HAVEN_E2E_REFERENCE_REGISTRY"):
-            config = self.data_dir.parent / f"registry-{self.port}.yml"
-            config.write_text(
-                "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n"
-                f"    rootdirectory: {self.data_dir}\n  delete:\n    enabled: true\n"
-                f"http:\n  addr: 127.0.0.1:{self.port}\n"
-            )
-            return ["docker-registry", "serve", str(config)]
         return [
             sys.executable,
             "-m",
@@ -142,6 +154,7 @@ class HavenServer:
             str(self.data_dir),
             "--workers",
             str(self.workers),
+            *(["--database-url", self.database_url] if self.database_url else []),
         ]
 
     def start(self) -> None:
@@ -157,7 +170,7 @@ class HavenServer:
             self.process = subprocess.Popen(
                 command,
                 cwd=self.data_dir.parent,
-                env=_clean_environment(),
+                env=_server_environment(),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -195,10 +208,8 @@ class HavenServer:
 
     def _signal_group(self, signum: int) -> None:
         assert self.process is not None
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signum)
-        except ProcessLookupError:
-            pass
 
     def _wait_group_gone(self, timeout: float) -> None:
         """Wait until no process of the group is left (workers included)."""
@@ -225,10 +236,8 @@ class HavenServer:
             return
         if self.process.poll() is None:
             self._signal_group(signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                pass
         self._signal_group(signal.SIGKILL)
         self.process.wait(timeout=30)
         self._wait_group_gone(timeout=10)
@@ -294,12 +303,15 @@ class Tools:
     def __init__(self, workdir: Path, registry: str):
         self.workdir = workdir
         self.registry = registry
+        # podman refuses a runroot longer than 50 characters, and pytest's tmp_path is
+        # longer than that: the run-time state lives in a short directory of its own.
+        self.run_dir = Path(tempfile.mkdtemp(prefix="haven-e2e-", dir="/tmp"))
         self.home = workdir / "home"
         self.tmp = workdir / "tmp"
-        self.runtime_dir = workdir / "xdg-runtime"
+        self.runtime_dir = self.run_dir / "xdg"
         self.storage_root = workdir / "storage"
-        self.storage_runroot = workdir / "storage-run"
-        self.podman_tmp = workdir / "podman-tmp"
+        self.storage_runroot = self.run_dir / "storage"
+        self.podman_tmp = self.run_dir / "libpod"
         self.auth_file = workdir / "auth.json"
         self.registries_conf = workdir / "registries.conf"
         self.storage_conf = workdir / "storage.conf"
@@ -337,6 +349,9 @@ class Tools:
             "CONTAINERS_REGISTRIES_CONF": str(self.registries_conf),
             "CONTAINERS_STORAGE_CONF": str(self.storage_conf),
         }
+
+    def close(self) -> None:
+        shutil.rmtree(self.run_dir, ignore_errors=True)
 
     # ---- references
 
@@ -430,12 +445,12 @@ class Tools:
     # ---- registry shortcuts through skopeo
 
     def inspect_raw(self, repository: str, tag_or_digest: str) -> bytes:
-        result = self.skopeo("inspect", "--raw", "--tls-verify=false", self.ref(repository, tag_or_digest))
+        result = self.skopeo(
+            "inspect", "--raw", "--tls-verify=false", self.ref(repository, tag_or_digest)
+        )
         return result.stdout.encode()
 
-    def push_layout(
-        self, image: LayoutImage, repository: str, tag: str, *extra: str
-    ) -> ToolResult:
+    def push_layout(self, image: LayoutImage, repository: str, tag: str, *extra: str) -> ToolResult:
         return self.skopeo(
             "copy",
             "--dest-tls-verify=false",
@@ -445,6 +460,7 @@ class Tools:
         )
 
     def pull_to_layout(self, repository: str, tag: str, layout: Path, *extra: str) -> LayoutImage:
+        layout.parent.mkdir(parents=True, exist_ok=True)
         self.skopeo(
             "copy",
             "--src-tls-verify=false",
