@@ -111,3 +111,9 @@ class PaginationNumberInvalid(RegistryError):
         400,
         "invalid number of results requested",
     )
+
+
+class ParameterInvalid(RegistryError):
+    """A query parameter no valid request carries (control characters, say)."""
+
+    code, status, default_message = "PARAMETER_INVALID", 400, "invalid query parameter"

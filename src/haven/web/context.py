@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 
+from haven.errors import ParameterInvalid
+
 if TYPE_CHECKING:
     from haven.web.app import Services
 
@@ -30,4 +32,7 @@ class Ctx:
         return self.request.headers.get(name)
 
     def query(self, name: str) -> str | None:
-        return self.request.query_params.get(name)
+        value = self.request.query_params.get(name)
+        if value is not None and (len(value) > 1024 or not value.isprintable()):
+            raise ParameterInvalid(f"query parameter {name!r} is too long or not printable text")
+        return value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 from starlette.responses import FileResponse, Response
 
@@ -10,6 +11,21 @@ from haven.errors import BlobUnknown
 from haven.services.blobs import BlobBytes
 from haven.web.context import Ctx
 from haven.web.responses import API_VERSION, head_response, respond
+
+
+_SINGLE_RANGE = re.compile(r"^bytes=(\d+-\d*|-\d+)$")
+
+
+def _drop_unusable_range(ctx: Ctx) -> None:
+    """Keep a Range header only when it is one byte range.
+
+    A range in another unit must be ignored (RFC 9110 14.2) and a list of ranges may be;
+    either way the client then gets the whole blob with 200, which every client handles.
+    """
+    value = ctx.header("range")
+    if value is not None and not _SINGLE_RANGE.match(value.replace(" ", "")):
+        scope = ctx.request.scope
+        scope["headers"] = [(k, v) for k, v in scope["headers"] if k.lower() != b"range"]
 
 
 async def get_blob(ctx: Ctx) -> Response:
@@ -24,6 +40,7 @@ async def get_blob(ctx: Ctx) -> Response:
         stat = os.stat(blob.path)
     except FileNotFoundError:
         raise BlobUnknown(f"blob {blob.digest} is missing from storage") from None
+    _drop_unusable_range(ctx)
     headers = {
         API_VERSION[0]: API_VERSION[1],
         "Docker-Content-Digest": blob.digest,
