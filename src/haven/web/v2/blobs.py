@@ -12,7 +12,6 @@ from haven.services.blobs import BlobBytes
 from haven.web.context import Ctx
 from haven.web.responses import API_VERSION, head_response, respond
 
-
 _SINGLE_RANGE = re.compile(r"^bytes=(\d+-\d*|-\d+)$")
 
 
