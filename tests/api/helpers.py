@@ -46,6 +46,9 @@ MALFORMED_DIGESTS = [
     "sha256:" + "a" * 65,
     "sha512:" + "a" * 64,
     "md5:d41d8cd98f00b204e9800998ecf8427e",
+    "sha256:" + "A" * 64,
+    "sha256:",
+    ":" + "a" * 64,
 ]
 # The same, restricted to those that cannot be read as a tag (a tag has no ':').
 MALFORMED_DIGEST_REFERENCES = [d for d in MALFORMED_DIGESTS if ":" in d]
@@ -258,8 +261,10 @@ def make_index(
     for i, child in enumerate(children):
         desc = child.descriptor()
         if platforms:
-            desc["platform"] = {"architecture": ["amd64", "arm64", "s390x", "ppc64le"][i % 4],
-                                "os": "linux"}
+            desc["platform"] = {
+                "architecture": ["amd64", "arm64", "s390x", "ppc64le"][i % 4],
+                "os": "linux",
+            }
         entries.append(desc)
     doc: dict[str, Any] = {"schemaVersion": 2, "mediaType": media_type}
     if artifact_type is not None:
@@ -283,6 +288,11 @@ def location_path(resp: httpx.Response) -> str:
     return unquote(httpx.URL(location).path)
 
 
+def with_digest(location: str, digest: str) -> str:
+    """`<location>?digest=<digest>`, keeping any query the registry put in the location."""
+    return str(httpx.URL(location).copy_merge_params({"digest": digest}))
+
+
 async def start_upload(client: httpx.AsyncClient, repo: str) -> str:
     """POST /v2/<repo>/blobs/uploads/ and return the session's Location."""
     resp = await client.post(f"/v2/{repo}/blobs/uploads/", headers={"Content-Length": "0"})
@@ -302,8 +312,7 @@ async def push_blob(
     digest = digest or sha256(data)
     location = await start_upload(client, repo)
     resp = await client.put(
-        location,
-        params={"digest": digest},
+        with_digest(location, digest),
         content=data,
         headers={"Content-Type": "application/octet-stream"},
     )

@@ -106,3 +106,17 @@ async def test_head_error_responses_have_no_body(client: httpx.AsyncClient):
         resp = await client.head(path)
         assert resp.status_code == 404, path
         assert resp.content == b""
+
+
+async def test_head_of_the_version_check_answers_200(client: httpx.AsyncClient):
+    resp = await client.head("/v2/")
+    assert resp.status_code == 200
+    assert resp.headers.get(API_VERSION_HEADER) == API_VERSION
+
+
+async def test_an_unknown_v2_path_answers_404_with_the_version_header(
+    client: httpx.AsyncClient,
+):
+    resp = await client.get("/v2/some/repo/nonsense/path")
+    assert resp.status_code in (400, 404)
+    assert resp.headers.get(API_VERSION_HEADER) == API_VERSION

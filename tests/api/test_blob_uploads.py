@@ -14,6 +14,7 @@ from .helpers import (
     sha256,
     sha512,
     start_upload,
+    with_digest,
 )
 
 OCTET = {"Content-Type": "application/octet-stream"}
@@ -60,7 +61,7 @@ async def test_post_then_put_pushes_a_blob_and_answers_201_with_its_location(
     data = blob_bytes("post-put", 1000)
     digest = sha256(data)
     location = await start_upload(client, "up/mono")
-    resp = await client.put(location, params={"digest": digest}, content=data, headers=OCTET)
+    resp = await client.put(with_digest(location, digest), content=data, headers=OCTET)
     assert resp.status_code == 201
     assert location_path(resp) == f"/v2/up/mono/blobs/{digest}"
     assert resp.headers["docker-content-digest"] == digest
@@ -102,7 +103,7 @@ async def test_put_with_wrong_digest_answers_digest_invalid_and_the_blob_is_not_
     data = blob_bytes("put-wrong", 500)
     claimed = sha256(b"not the data")
     location = await start_upload(client, "up/wrong")
-    resp = await client.put(location, params={"digest": claimed}, content=data, headers=OCTET)
+    resp = await client.put(with_digest(location, claimed), content=data, headers=OCTET)
     assert_oci_error(resp, 400, "DIGEST_INVALID")
     await _assert_absent(client, "up/wrong", claimed)
     await _assert_absent(client, "up/wrong", sha256(data))
@@ -123,7 +124,7 @@ async def test_a_malformed_digest_on_the_closing_put_answers_400_digest_invalid(
     client: httpx.AsyncClient, digest: str
 ):
     location = await start_upload(client, "up/bad")
-    resp = await client.put(location, params={"digest": digest}, content=b"data", headers=OCTET)
+    resp = await client.put(with_digest(location, digest), content=b"data", headers=OCTET)
     assert_oci_error(resp, 400, "DIGEST_INVALID")
 
 
@@ -136,7 +137,7 @@ async def test_a_closing_put_without_a_digest_answers_400(client: httpx.AsyncCli
 async def test_a_zero_length_blob_pushes_and_reads_back_empty(client: httpx.AsyncClient):
     digest = sha256(b"")
     location = await start_upload(client, "up/empty")
-    resp = await client.put(location, params={"digest": digest}, content=b"", headers=OCTET)
+    resp = await client.put(with_digest(location, digest), content=b"", headers=OCTET)
     assert resp.status_code == 201
     assert resp.headers["docker-content-digest"] == digest
     got = await client.get(f"/v2/up/empty/blobs/{digest}")
@@ -194,7 +195,7 @@ async def test_chunked_upload_with_content_range_reports_range_and_location_each
         assert resp.headers["range"] == f"0-{start + len(chunk) - 1}"
         assert resp.headers["location"]
         location = resp.headers["location"]
-    resp = await client.put(location, params={"digest": digest})
+    resp = await client.put(with_digest(location, digest))
     assert resp.status_code == 201
     assert location_path(resp) == f"/v2/up/chunked/blobs/{digest}"
     assert resp.headers["docker-content-digest"] == digest
@@ -214,7 +215,7 @@ async def test_streamed_patches_without_content_range_append_in_order(
         offset += size
         assert resp.headers["range"] == f"0-{offset - 1}"
         location = resp.headers["location"]
-    resp = await client.put(location, params={"digest": digest})
+    resp = await client.put(with_digest(location, digest))
     assert resp.status_code == 201
     await _assert_readable(client, "up/streamed", digest, data)
 
@@ -239,7 +240,7 @@ async def test_a_chunked_upload_of_many_chunks_reassembles_exactly(client: httpx
     status = await client.get(location)
     assert status.status_code == 204
     assert status.headers["range"] == f"0-{len(data) - 1}"
-    resp = await client.put(location, params={"digest": digest})
+    resp = await client.put(with_digest(location, digest))
     assert resp.status_code == 201
     await _assert_readable(client, "up/many", digest, data)
 
@@ -258,7 +259,7 @@ async def test_a_large_blob_in_megabyte_chunks_reassembles_exactly(client: httpx
         )
         assert resp.status_code == 202
         location = resp.headers["location"]
-    resp = await client.put(location, params={"digest": digest})
+    resp = await client.put(with_digest(location, digest))
     assert resp.status_code == 201
     await _assert_readable(client, "up/large", digest, data)
 
@@ -273,8 +274,7 @@ async def test_the_final_chunk_may_come_with_the_closing_put(client: httpx.Async
     assert resp.status_code == 202
     location = resp.headers["location"]
     resp = await client.put(
-        location,
-        params={"digest": digest},
+        with_digest(location, digest),
         content=data[1000:],
         headers={**OCTET, "Content-Range": "1000-1499"},
     )
@@ -291,7 +291,7 @@ async def test_the_final_chunk_may_come_with_the_closing_put_without_content_ran
     resp = await client.patch(location, content=data[:700], headers=OCTET)
     assert resp.status_code == 202
     resp = await client.put(
-        resp.headers["location"], params={"digest": digest}, content=data[700:], headers=OCTET
+        with_digest(resp.headers["location"], digest), content=data[700:], headers=OCTET
     )
     assert resp.status_code == 201
     await _assert_readable(client, "up/final", digest, data)
@@ -305,7 +305,7 @@ async def test_chunked_upload_with_wrong_final_digest_answers_digest_invalid(
     resp = await client.patch(location, content=data, headers={**OCTET, "Content-Range": "0-1999"})
     assert resp.status_code == 202
     claimed = sha256(data[:-1])
-    resp = await client.put(resp.headers["location"], params={"digest": claimed})
+    resp = await client.put(with_digest(resp.headers["location"], claimed))
     assert_oci_error(resp, 400, "DIGEST_INVALID")
     await _assert_absent(client, "up/chunkwrong", claimed)
     await _assert_absent(client, "up/chunkwrong", sha256(data))
@@ -320,8 +320,7 @@ async def test_a_chunked_sha512_upload_completes(client: httpx.AsyncClient):
     )
     assert resp.status_code == 202
     resp = await client.put(
-        resp.headers["location"],
-        params={"digest": digest},
+        with_digest(resp.headers["location"], digest),
         content=data[2000:],
         headers={**OCTET, "Content-Range": "2000-2999"},
     )
@@ -346,7 +345,9 @@ async def test_a_chunk_whose_start_is_not_the_current_offset_answers_416_and_cha
     data = blob_bytes("out-of-order", 30)
     digest = sha256(data)
     location = await start_upload(client, "up/order")
-    resp = await client.patch(location, content=data[:10], headers={**OCTET, "Content-Range": "0-9"})
+    resp = await client.patch(
+        location, content=data[:10], headers={**OCTET, "Content-Range": "0-9"}
+    )
     assert resp.status_code == 202
     location = resp.headers["location"]
     # A gap: skips bytes 10-19.
@@ -372,7 +373,7 @@ async def test_a_chunk_whose_start_is_not_the_current_offset_answers_416_and_cha
         location, content=data[10:], headers={**OCTET, "Content-Range": "10-29"}
     )
     assert resp.status_code == 202
-    resp = await client.put(resp.headers["location"], params={"digest": digest})
+    resp = await client.put(with_digest(resp.headers["location"], digest))
     assert resp.status_code == 201
     await _assert_readable(client, "up/order", digest, data)
 
@@ -394,9 +395,7 @@ async def test_a_content_range_that_does_not_match_the_body_length_is_rejected(
 
 
 @pytest.mark.parametrize("content_range", ["bytes", "a-b", "9-0", "-5", "0-", "bytes=0-9x"])
-async def test_a_malformed_content_range_is_rejected(
-    client: httpx.AsyncClient, content_range: str
-):
+async def test_a_malformed_content_range_is_rejected(client: httpx.AsyncClient, content_range: str):
     location = await start_upload(client, "up/malformed")
     resp = await client.patch(
         location, content=blob_bytes("mf", 10), headers={**OCTET, "Content-Range": content_range}
@@ -457,7 +456,7 @@ async def test_a_put_to_a_cancelled_upload_answers_404_and_stores_nothing(
     data = b"late bytes"
     location = await start_upload(client, "up/cancel")
     assert (await client.delete(location)).status_code == 204
-    resp = await client.put(location, params={"digest": sha256(data)}, content=data, headers=OCTET)
+    resp = await client.put(with_digest(location, sha256(data)), content=data, headers=OCTET)
     assert_oci_error(resp, 404, "BLOB_UPLOAD_UNKNOWN")
     await _assert_absent(client, "up/cancel", sha256(data))
 
@@ -465,7 +464,7 @@ async def test_a_put_to_a_cancelled_upload_answers_404_and_stores_nothing(
 async def test_a_completed_upload_is_then_unknown(client: httpx.AsyncClient):
     data = b"complete me"
     location = await start_upload(client, "up/done")
-    resp = await client.put(location, params={"digest": sha256(data)}, content=data, headers=OCTET)
+    resp = await client.put(with_digest(location, sha256(data)), content=data, headers=OCTET)
     assert resp.status_code == 201
     assert_oci_error(await client.get(location), 404, "BLOB_UPLOAD_UNKNOWN")
     resp = await client.patch(location, content=b"more", headers=OCTET)
@@ -479,7 +478,9 @@ async def test_an_unknown_upload_id_answers_404_blob_upload_unknown(
     await start_upload(client, "up/unknown")
     url = "/v2/up/unknown/blobs/uploads/7d6b0a3c-0c55-4f1c-9d7e-2f0a5d1e6b42"
     params = {"digest": sha256(b"x")} if method == "PUT" else None
-    resp = await client.request(method, url, params=params, content=b"x" if method != "GET" else b"")
+    resp = await client.request(
+        method, url, params=params, content=b"x" if method != "GET" else b""
+    )
     assert_oci_error(resp, 404, "BLOB_UPLOAD_UNKNOWN")
 
 
@@ -488,3 +489,99 @@ async def test_an_upload_id_that_is_not_a_uuid_answers_404_not_500(client: httpx
     for upload_id in ("not-a-uuid", "%2e%2e", "0" * 300):
         resp = await client.get(f"/v2/up/unknown/blobs/uploads/{upload_id}")
         assert resp.status_code in (400, 404), f"{upload_id}: {resp.status_code}"
+
+
+# --- bodies without Content-Length, and sessions across repositories ----------------------
+
+
+async def _stream(data: bytes, piece: int = 7000):
+    for i in range(0, len(data), piece):
+        yield data[i : i + piece]
+
+
+async def test_a_patch_sent_with_chunked_transfer_encoding_is_appended(
+    client: httpx.AsyncClient,
+):
+    data = blob_bytes("te-chunked", 50_000)
+    digest = sha256(data)
+    location = await start_upload(client, "up/te")
+    resp = await client.patch(location, content=_stream(data[:30_000]), headers=OCTET)
+    assert resp.status_code == 202
+    assert resp.headers["range"] == "0-29999"
+    resp = await client.put(
+        with_digest(resp.headers["location"], digest), content=_stream(data[30_000:])
+    )
+    assert resp.status_code == 201
+    await _assert_readable(client, "up/te", digest, data)
+
+
+async def test_a_single_post_sent_with_chunked_transfer_encoding_is_stored(
+    client: httpx.AsyncClient,
+):
+    data = blob_bytes("te-post", 40_000)
+    digest = sha256(data)
+    resp = await client.post(
+        "/v2/up/te/blobs/uploads/", params={"digest": digest}, content=_stream(data)
+    )
+    assert resp.status_code == 201
+    await _assert_readable(client, "up/te", digest, data)
+
+
+async def test_an_upload_session_is_not_usable_through_another_repository(
+    client: httpx.AsyncClient,
+):
+    data = b"session bytes"
+    location = await start_upload(client, "up/owner")
+    upload_id = location.rstrip("/").rsplit("/", 1)[-1].split("?")[0]
+    await start_upload(client, "up/intruder")
+    foreign = f"/v2/up/intruder/blobs/uploads/{upload_id}"
+    assert_oci_error(await client.get(foreign), 404, "BLOB_UPLOAD_UNKNOWN")
+    resp = await client.patch(foreign, content=data, headers=OCTET)
+    assert_oci_error(resp, 404, "BLOB_UPLOAD_UNKNOWN")
+    resp = await client.put(with_digest(foreign, sha256(data)), content=data, headers=OCTET)
+    assert_oci_error(resp, 404, "BLOB_UPLOAD_UNKNOWN")
+    await _assert_absent(client, "up/intruder", sha256(data))
+    # The owner's session is untouched.
+    status = await client.get(location)
+    assert status.status_code == 204
+    assert status.headers["range"] == "0-0"
+
+
+async def test_deleting_an_upload_twice_answers_404_the_second_time(
+    client: httpx.AsyncClient,
+):
+    location = await start_upload(client, "up/cancel")
+    assert (await client.delete(location)).status_code == 204
+    assert_oci_error(await client.delete(location), 404, "BLOB_UPLOAD_UNKNOWN")
+
+
+async def test_a_closing_put_whose_chunk_does_not_start_at_the_offset_is_refused(
+    client: httpx.AsyncClient,
+):
+    data = blob_bytes("put-gap", 3000)
+    digest = sha256(data)
+    location = await start_upload(client, "up/putgap")
+    resp = await client.patch(
+        location, content=data[:1000], headers={**OCTET, "Content-Range": "0-999"}
+    )
+    assert resp.status_code == 202
+    resp = await client.put(
+        with_digest(resp.headers["location"], digest),
+        content=data[2000:],
+        headers={**OCTET, "Content-Range": "2000-2999"},
+    )
+    assert resp.status_code in (400, 416), resp.status_code
+    await _assert_absent(client, "up/putgap", digest)
+
+
+async def test_a_single_post_of_a_blob_the_repository_already_has_answers_201(
+    client: httpx.AsyncClient,
+):
+    data = blob_bytes("already", 100)
+    digest = sha256(data)
+    await push_blob(client, "up/already", data)
+    resp = await client.post(
+        "/v2/up/already/blobs/uploads/", params={"digest": digest}, content=data, headers=OCTET
+    )
+    assert resp.status_code == 201
+    assert resp.headers["docker-content-digest"] == digest

@@ -10,7 +10,10 @@ from .helpers import (
     assert_oci_error,
     blob_bytes,
     digest_matches,
+    make_image,
     push_blob,
+    push_blobs,
+    push_manifest,
     sha256,
     sha512,
 )
@@ -114,9 +117,7 @@ async def test_resuming_a_pull_with_ranges_reassembles_the_blob(client: httpx.As
 async def test_an_unsatisfiable_range_answers_416(client: httpx.AsyncClient, range_header: str):
     data = blob_bytes("range416", 100)
     await push_blob(client, "pull/range", data)
-    resp = await client.get(
-        f"/v2/pull/range/blobs/{sha256(data)}", headers={"Range": range_header}
-    )
+    resp = await client.get(f"/v2/pull/range/blobs/{sha256(data)}", headers={"Range": range_header})
     assert resp.status_code == 416
 
 
@@ -212,3 +213,93 @@ async def test_a_sha512_blob_with_the_wrong_content_answers_digest_invalid(
     assert_oci_error(resp, 400, "DIGEST_INVALID")
     assert (await client.get(f"/v2/algo/sha512/blobs/{wrong}")).status_code == 404
     assert (await client.get(f"/v2/algo/sha512/blobs/{sha512(data)}")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("range_header", "start", "end"),
+    [("bytes=90-", 90, 99), ("bytes=-10", 90, 99), ("bytes=95-1000", 95, 99), ("bytes=0-", 0, 99)],
+)
+async def test_open_suffix_and_overlong_ranges_follow_rfc_9110(
+    client: httpx.AsyncClient, range_header: str, start: int, end: int
+):
+    data = blob_bytes("rfc9110", 100)
+    await push_blob(client, "pull/rfc", data)
+    resp = await client.get(f"/v2/pull/rfc/blobs/{sha256(data)}", headers={"Range": range_header})
+    assert resp.status_code == 206
+    assert resp.content == data[start : end + 1]
+    assert resp.headers["content-range"] == f"bytes {start}-{end}/100"
+
+
+@pytest.mark.parametrize("range_header", ["bytes=abc", "bytes=5-2", "bytes="])
+async def test_an_invalid_byte_range_is_ignored_or_refused_never_500(
+    client: httpx.AsyncClient, range_header: str
+):
+    # RFC 9110 14.2: a server MAY ignore or reject an invalid ranges-specifier.
+    data = blob_bytes("bad-range", 100)
+    await push_blob(client, "pull/badrange", data)
+    resp = await client.get(
+        f"/v2/pull/badrange/blobs/{sha256(data)}", headers={"Range": range_header}
+    )
+    assert resp.status_code in (200, 400, 416), resp.status_code
+    if resp.status_code == 200:
+        assert resp.content == data
+
+
+async def test_a_range_in_an_unknown_unit_is_ignored(client: httpx.AsyncClient):
+    # RFC 9110 14.2: an origin server MUST ignore a range unit it does not understand.
+    data = blob_bytes("unit-range", 100)
+    await push_blob(client, "pull/unitrange", data)
+    resp = await client.get(
+        f"/v2/pull/unitrange/blobs/{sha256(data)}", headers={"Range": "items=0-5"}
+    )
+    assert resp.status_code == 200
+    assert resp.content == data
+
+
+async def test_a_multi_range_request_is_served_whole_or_as_ranges_never_500(
+    client: httpx.AsyncClient,
+):
+    data = blob_bytes("multi-range", 100)
+    await push_blob(client, "pull/multirange", data)
+    resp = await client.get(
+        f"/v2/pull/multirange/blobs/{sha256(data)}", headers={"Range": "bytes=0-1,5-6"}
+    )
+    assert resp.status_code in (200, 206, 416), resp.status_code
+    if resp.status_code == 200:
+        assert resp.content == data
+
+
+async def test_a_range_on_an_empty_blob_is_unsatisfiable(client: httpx.AsyncClient):
+    await push_blob(client, "pull/emptyrange", b"")
+    resp = await client.get(
+        f"/v2/pull/emptyrange/blobs/{sha256(b'')}", headers={"Range": "bytes=0-0"}
+    )
+    assert resp.status_code in (200, 416)
+    assert resp.content == b""
+
+
+async def test_a_manifest_cannot_use_a_blob_deleted_from_its_repository(
+    client: httpx.AsyncClient,
+):
+    image = make_image("deleted-layer")
+    await push_blobs(client, "del/layer", image.blobs)
+    layer = image.layers[0]
+    assert (await client.delete(f"/v2/del/layer/blobs/{layer.digest}")).status_code == 202
+    resp = await push_manifest(client, "del/layer", "v1", image.manifest)
+    assert_oci_error(resp, 400, "MANIFEST_BLOB_UNKNOWN")
+
+
+async def test_a_large_blob_streams_back_intact(client: httpx.AsyncClient):
+    data = blob_bytes("big-pull", 12 * 1024 * 1024 + 7)
+    digest = sha256(data)
+    resp = await client.post("/v2/pull/big/blobs/uploads/", params={"digest": digest}, content=data)
+    assert resp.status_code == 201
+    got = await client.get(f"/v2/pull/big/blobs/{digest}")
+    assert got.status_code == 200
+    assert len(got.content) == len(data)
+    assert got.content == data
+    tail = await client.get(
+        f"/v2/pull/big/blobs/{digest}", headers={"Range": f"bytes={len(data) - 10}-"}
+    )
+    assert tail.status_code == 206
+    assert tail.content == data[-10:]

@@ -14,6 +14,8 @@ from .helpers import (
     push_blob,
     push_manifest,
     sha256,
+    start_upload,
+    with_digest,
 )
 
 
@@ -74,7 +76,7 @@ async def test_mount_of_an_unknown_blob_answers_202_and_opens_a_normal_upload(
     assert location_path(resp).startswith("/v2/dst/repo/blobs/uploads/")
     assert (await client.get(f"/v2/dst/repo/blobs/{digest}")).status_code == 404
     # The session is an ordinary upload.
-    done = await client.put(location, params={"digest": digest}, content=data)
+    done = await client.put(with_digest(location, digest), content=data)
     assert done.status_code == 201
     got = await client.get(f"/v2/dst/repo/blobs/{digest}")
     assert got.content == data
@@ -144,3 +146,49 @@ async def test_mount_with_an_invalid_from_name_does_not_fail_with_500(
     assert resp.status_code in (202, 400), resp.status_code
     if resp.status_code == 400:
         assert_oci_error(resp, 400, "NAME_INVALID")
+
+
+async def test_mount_from_a_repository_whose_copy_was_deleted_answers_202(
+    client: httpx.AsyncClient,
+):
+    data = blob_bytes("deleted-source", 100)
+    digest = sha256(data)
+    await push_blob(client, "src/deleted", data)
+    assert (await client.delete(f"/v2/src/deleted/blobs/{digest}")).status_code == 202
+    resp = await client.post(
+        "/v2/dst/fromdeleted/blobs/uploads/", params={"mount": digest, "from": "src/deleted"}
+    )
+    assert resp.status_code == 202
+    assert (await client.get(f"/v2/dst/fromdeleted/blobs/{digest}")).status_code == 404
+
+
+async def test_mount_of_a_blob_that_is_only_an_unfinished_upload_answers_202(
+    client: httpx.AsyncClient,
+):
+    data = blob_bytes("unfinished-mount", 100)
+    digest = sha256(data)
+    location = await start_upload(client, "src/unfinished")
+    assert (await client.patch(location, content=data)).status_code == 202
+    resp = await client.post(
+        "/v2/dst/unfinished/blobs/uploads/", params={"mount": digest, "from": "src/unfinished"}
+    )
+    assert resp.status_code == 202
+    auto = await client.post("/v2/dst/unfinished/blobs/uploads/", params={"mount": digest})
+    assert auto.status_code == 202
+
+
+async def test_mount_with_from_naming_a_repository_without_the_blob_does_not_leak_it(
+    client: httpx.AsyncClient,
+):
+    # `from` names a repository that lacks the blob; the registry may still find it elsewhere
+    # (it mounts without `from`), but whatever it answers, the result must be coherent.
+    data = blob_bytes("wrong-from", 100)
+    digest = sha256(data)
+    await push_blob(client, "src/has", data)
+    await push_blob(client, "src/hasnot", b"other")
+    resp = await client.post(
+        "/v2/dst/wrongfrom/blobs/uploads/", params={"mount": digest, "from": "src/hasnot"}
+    )
+    assert resp.status_code in (201, 202)
+    got = await client.get(f"/v2/dst/wrongfrom/blobs/{digest}")
+    assert got.status_code == (200 if resp.status_code == 201 else 404)
