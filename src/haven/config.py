@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -25,6 +26,10 @@ class Settings(BaseSettings):
         None,
         description="postgresql://… for scale-out; default: SQLite in the data directory",
     )
+    domain: str = Field(
+        "localhost",
+        description="Registries' login servers are <name>.<domain> (add :port if not 443)",
+    )
     default_registry: str = Field(
         "default", description="Registry that answers requests for an unknown Host"
     )
@@ -33,6 +38,26 @@ class Settings(BaseSettings):
     max_page_size: int = 10_000
     default_catalog_page: int = 1000
     log_level: str = "info"
+    tls_cert: Path | None = Field(None, description="PEM certificate: serve HTTPS")
+    tls_key: Path | None = Field(None, description="PEM private key of tls_cert")
+    bootstrap_password: str | None = Field(
+        None, description="Password of the deployment owner created on first start"
+    )
+    secret_key: str | None = Field(
+        None,
+        description="Fernet key sealing stored secrets; default: <data-dir>/secret.key",
+    )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Addresses/CIDRs whose X-Forwarded-For and X-Forwarded-Proto are believed",
+    )
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @field_validator("data_dir")
     @classmethod
@@ -42,6 +67,14 @@ class Settings(BaseSettings):
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'haven.db'}"
+
+    def login_server(self, registry: str) -> str:
+        """The login server of a registry: `<name>.<domain>`, with the port when the
+        domain has none and Haven does not listen on 443."""
+        host = f"{registry}.{self.domain}".lower()
+        if ":" not in self.domain and self.port not in (443, 0):
+            host += f":{self.port}"
+        return host
 
     @property
     def is_sqlite(self) -> bool:
@@ -55,9 +88,16 @@ class Settings(BaseSettings):
             "HAVEN_DATA_DIR": str(self.data_dir),
             "HAVEN_WORKERS": str(self.workers),
             "HAVEN_DEFAULT_REGISTRY": self.default_registry,
+            "HAVEN_DOMAIN": self.domain,
             "HAVEN_DB_THREADS": str(self.db_threads),
             "HAVEN_LOG_LEVEL": self.log_level,
         }
         if self.database_url:
             env["HAVEN_DATABASE_URL"] = self.database_url
+        if self.secret_key:
+            env["HAVEN_SECRET_KEY"] = self.secret_key
+        if self.tls_cert and self.tls_key:
+            env["HAVEN_TLS_CERT"], env["HAVEN_TLS_KEY"] = str(self.tls_cert), str(self.tls_key)
+        if self.trusted_proxies:
+            env["HAVEN_TRUSTED_PROXIES"] = ",".join(self.trusted_proxies)
         return env

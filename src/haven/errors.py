@@ -117,3 +117,11 @@ class ParameterInvalid(RegistryError):
     """A query parameter no valid request carries (control characters, say)."""
 
     code, status, default_message = "PARAMETER_INVALID", 400, "invalid query parameter"
+
+
+class ApiError(Exception):
+    """A management API refusal: `{"error": {"code", "message"}}` with `status`."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message

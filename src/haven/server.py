@@ -8,37 +8,56 @@ import os
 from haven.config import Settings
 
 
-def prepare(settings: Settings) -> None:
-    """Everything that must happen once, before any worker takes a request."""
+def prepare(settings: Settings) -> str | None:
+    """Everything that must happen once, before any worker takes a request: the data
+    directory, the schema, the secret key, a signing key and the deployment owner.
+
+    Returns the owner's password when it was generated now (to be shown once).
+    """
+    from haven.auth.secrets import SecretBox, load_or_create_key
+    from haven.services.bootstrap import ensure_owner, ensure_signing_key
+    from haven.store.access import AccessStore
     from haven.store.db import Database
-    from haven.store.metadata import MetadataStore
     from haven.store.migrate import upgrade
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings)
+    box = SecretBox(load_or_create_key(settings.secret_key, settings.data_dir / "secret.key"))
     db = Database(settings.effective_database_url, threads=1)
     try:
-        MetadataStore(db).ensure_registry_sync(settings.default_registry, [])
+        store = AccessStore(db)
+        ensure_signing_key(store, box)
+        return ensure_owner(store, settings.bootstrap_password)
     finally:
         db.close()
 
 
 def serve(settings: Settings) -> None:
     from granian import Granian
-    from granian.constants import Interfaces
+    from granian.constants import Interfaces, SSLProtocols
 
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    prepare(settings)
+    generated = prepare(settings)
     os.environ.update(settings.to_environment())
     where = f"{settings.host}:{settings.port}"
+    scheme = "https" if settings.tls_cert else "http"
     print(
-        f"Haven is serving http://{where} (data: {settings.data_dir}, "
-        f"{settings.workers} worker(s)); try: podman push --tls-verify=false IMAGE {where}/NAME",
+        f"Haven is serving {scheme}://{where} (data: {settings.data_dir}, "
+        f"{settings.workers} worker(s))",
         flush=True,
     )
+    if generated is not None:
+        print(
+            "\nCreated the deployment owner. Its password is shown this once:\n"
+            f"  user: owner\n  password: {generated}\n"
+            f"Sign the CLI in:  haven account login --server {scheme}://{where} "
+            f"-u owner -p '{generated}'\n"
+            f"Or push directly: podman login {where} -u owner\n",
+            flush=True,
+        )
     Granian(
         "haven.web.app:create_app",
         factory=True,
@@ -49,4 +68,7 @@ def serve(settings: Settings) -> None:
         log_access=False,
         log_level=settings.log_level.lower(),  # type: ignore[arg-type]
         backlog=2048,
+        ssl_cert=settings.tls_cert,
+        ssl_key=settings.tls_key,
+        ssl_protocol_min=SSLProtocols.tls12,
     ).serve()

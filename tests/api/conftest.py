@@ -15,6 +15,8 @@ import pytest
 from haven.config import Settings
 from haven.web.app import create_app
 
+from .helpers import OWNER_PASSWORD
+
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def backend(request: pytest.FixtureRequest) -> str:
@@ -23,10 +25,10 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def settings(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
-    if backend == "postgresql":
-        url = request.getfixturevalue("postgres_database")
-        return Settings(data_dir=tmp_path / "data", database_url=url)
-    return Settings(data_dir=tmp_path / "data")
+    url = request.getfixturevalue("postgres_database") if backend == "postgresql" else None
+    return Settings(
+        data_dir=tmp_path / "data", database_url=url, bootstrap_password=OWNER_PASSWORD
+    )
 
 
 @pytest.fixture
@@ -45,6 +47,20 @@ async def app(settings: Settings) -> AsyncIterator[object]:
 
 @pytest.fixture
 async def client(app: object) -> AsyncIterator[httpx.AsyncClient]:
+    """A client signed in as the deployment owner (HTTP Basic on every request)."""
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url="http://localhost:5000",
+        timeout=60,
+        auth=("owner", OWNER_PASSWORD),
+    ) as c:
+        yield c
+
+
+@pytest.fixture
+async def anonymous(app: object) -> AsyncIterator[httpx.AsyncClient]:
+    """A client with no credentials."""
     transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
     async with httpx.AsyncClient(
         transport=transport, base_url="http://localhost:5000", timeout=60

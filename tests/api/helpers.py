@@ -6,6 +6,8 @@ media types, descriptors, the blob upload flow and the error body format.
 
 from __future__ import annotations
 
+import base64
+
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
@@ -52,6 +54,9 @@ MALFORMED_DIGESTS = [
 ]
 # The same, restricted to those that cannot be read as a tag (a tag has no ':').
 MALFORMED_DIGEST_REFERENCES = [d for d in MALFORMED_DIGESTS if ":" in d]
+
+OWNER_PASSWORD = "owner-password-for-tests"
+OWNER_AUTHORIZATION = "Basic " + base64.b64encode(f"owner:{OWNER_PASSWORD}".encode()).decode()
 
 
 # --- digests ------------------------------------------------------------------------------
@@ -439,6 +444,8 @@ async def raw_asgi_request(
 
     raw_path, _, query = raw_target.partition("?")
     header_list = [(b"host", b"localhost:5000")]
+    if not any(k.lower() == "authorization" for k in headers or {}):
+        header_list.append((b"authorization", OWNER_AUTHORIZATION.encode()))
     for k, v in (headers or {}).items():
         header_list.append((k.lower().encode("latin-1"), v.encode("latin-1")))
     if body:

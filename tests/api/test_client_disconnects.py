@@ -9,6 +9,8 @@ import httpx
 
 from haven.web.app import HavenApp
 
+from .helpers import OWNER_AUTHORIZATION
+
 
 async def _call_with_disconnect(app: HavenApp, method: str, path: str, query: str) -> list[Any]:
     """Drive the ASGI app with a body that stops after one chunk: the client vanished."""
@@ -36,7 +38,11 @@ async def _call_with_disconnect(app: HavenApp, method: str, path: str, query: st
         "raw_path": path.encode(),
         "query_string": query.encode(),
         "root_path": "",
-        "headers": [(b"host", b"localhost:5000"), (b"content-length", b"10000000")],
+        "headers": [
+            (b"host", b"localhost:5000"),
+            (b"content-length", b"10000000"),
+            (b"authorization", OWNER_AUTHORIZATION.encode()),
+        ],
         "server": ("localhost", 5000),
         "client": ("127.0.0.1", 1234),
     }

@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from e2e_support import (
     INSTALL_HINT,
+    OWNER,
     HavenServer,
     Tools,
     missing_prerequisites,
@@ -115,7 +116,7 @@ def repo(request: pytest.FixtureRequest) -> Callable[[str], str]:
 @pytest.fixture
 def http(haven: HavenServer) -> Iterator[httpx.Client]:
     """A plain HTTP client on the session's Haven."""
-    with httpx.Client(base_url=haven.url, timeout=60.0) as client:
+    with httpx.Client(base_url=haven.url, timeout=60.0, auth=OWNER) as client:
         yield client
 
 

@@ -8,6 +8,7 @@ into the machine's) image stores, credentials or registry configuration.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import gzip
 import hashlib
@@ -87,9 +88,16 @@ def unique_repository(label: str) -> str:
     return f"e2e/{slug}-{uuid.uuid4().hex[:10]}"
 
 
+# The deployment owner every server of the suite is started with; the tools sign in as it.
+OWNER = ("owner", "e2e-owner-password")
+
+
 def _server_environment() -> dict[str, str]:
-    """The caller's environment without HAVEN_* settings: the flags alone configure Haven."""
-    return {key: value for key, value in os.environ.items() if not key.startswith("HAVEN_")}
+    """The caller's environment without HAVEN_* settings: the flags alone configure Haven,
+    except the owner's bootstrap password."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("HAVEN_")}
+    env["HAVEN_BOOTSTRAP_PASSWORD"] = OWNER[1]
+    return env
 
 
 def _clean_environment() -> dict[str, str]:
@@ -113,6 +121,16 @@ def _clean_environment() -> dict[str, str]:
 # --------------------------------------------------------------------------- the server
 
 
+@dataclass(frozen=True)
+class TlsFiles:
+    """PEM files for a server that serves HTTPS: the CA that signed it, its certificate
+    (chain) and its private key."""
+
+    ca_cert: Path
+    cert: Path
+    key: Path
+
+
 class HavenServer:
     """One `haven serve` process group on 127.0.0.1, with its log in a file."""
 
@@ -123,12 +141,16 @@ class HavenServer:
         port: int | None = None,
         workers: int = 2,
         database_url: str | None = None,
+        tls: TlsFiles | None = None,
     ):
         self.data_dir = data_dir
         self.log_path = log_path
         self.port = port or free_port()
         self.workers = workers
         self.database_url = database_url
+        # With TLS files: `--tls-cert/--tls-key`, https:// URLs, and readiness checked
+        # against the test CA (so a certificate the CA did not sign fails the start).
+        self.tls = tls
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -138,7 +160,13 @@ class HavenServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.address}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://{self.address}"
+
+    @property
+    def verify(self) -> str | bool:
+        """httpx's `verify=` for this server: the test CA's certificate when serving TLS."""
+        return str(self.tls.ca_cert) if self.tls else True
 
     def command(self) -> list[str]:
         return [
@@ -155,6 +183,11 @@ class HavenServer:
             "--workers",
             str(self.workers),
             *(["--database-url", self.database_url] if self.database_url else []),
+            *(
+                ["--tls-cert", str(self.tls.cert), "--tls-key", str(self.tls.key)]
+                if self.tls
+                else []
+            ),
         ]
 
     def start(self) -> None:
@@ -190,7 +223,9 @@ class HavenServer:
                     pytrace=False,
                 )
             try:
-                response = httpx.get(f"{self.url}/v2/", timeout=2.0)
+                response = httpx.get(
+                    f"{self.url}/v2/", timeout=2.0, auth=OWNER, verify=self.verify
+                )
             except httpx.TransportError as error:
                 last_error = repr(error)
             else:
@@ -324,7 +359,14 @@ class Tools:
         ):
             directory.mkdir(parents=True, exist_ok=True)
         self.runtime_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self.auth_file.write_text('{"auths": {}}\n')
+        # Every tool reads REGISTRY_AUTH_FILE: sign them all in as the owner, under each
+        # name the suite uses for the registry.
+        owner = base64.b64encode(f"{OWNER[0]}:{OWNER[1]}".encode()).decode()
+        port = registry.rpartition(":")[2]
+        hosts = {registry, f"127.0.0.1:{port}", f"localhost:{port}"}
+        self.auth_file.write_text(
+            json.dumps({"auths": {host: {"auth": owner} for host in sorted(hosts)}}) + "\n"
+        )
         self.registries_conf.write_text(
             "unqualified-search-registries = []\n"
             'short-name-mode = "disabled"\n\n'

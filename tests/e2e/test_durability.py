@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 from e2e_support import (
+    OWNER,
     HavenServer,
     LayoutImage,
     Tools,
@@ -139,7 +140,7 @@ def test_completed_pushes_survive_a_sigkill_mid_upload_and_stay_pullable_byte_ex
         docker_manifest = tools.inspect_raw(docker_repository, "v2s2")
         chunked_repository = repo("chunked")
         chunked_data = os.urandom(5 * MIB + 123)
-        with httpx.Client(base_url=server.url, timeout=60.0) as http:
+        with httpx.Client(base_url=server.url, timeout=60.0, auth=OWNER) as http:
             chunked_digest = push_blob_in_chunks(http, chunked_repository, chunked_data, 2 * MIB)
 
             # Then a 200 MB blob upload that the server is killed in the middle of.
@@ -165,7 +166,7 @@ def test_completed_pushes_survive_a_sigkill_mid_upload_and_stay_pullable_byte_ex
             assert back.manifest_digest == image.manifest_digest
             assert_blobs_byte_identical(image.closure(), back.closure())
         assert tools.inspect_raw(docker_repository, "v2s2") == docker_manifest
-        with httpx.Client(base_url=restarted.url, timeout=60.0) as http:
+        with httpx.Client(base_url=restarted.url, timeout=60.0, auth=OWNER) as http:
             blob = http.get(f"/v2/{chunked_repository}/blobs/{chunked_digest}")
             assert blob.status_code == 200
             assert blob.content == chunked_data
@@ -208,7 +209,7 @@ def test_a_clean_restart_keeps_every_tag_and_the_catalog(
             "list-tags", "--tls-verify=false", f"docker://{tools.registry}/{repository}"
         ).json()
         assert sorted(listed["Tags"]) == ["a", "b", "c"]
-        catalog = httpx.get(f"{restarted.url}/v2/_catalog", timeout=30.0)
+        catalog = httpx.get(f"{restarted.url}/v2/_catalog", timeout=30.0, auth=OWNER)
         assert catalog.status_code == 200
         assert repository in json.loads(catalog.content)["repositories"]
     finally:

@@ -19,7 +19,14 @@ import httpx
 import oras.client
 import oras.oci
 import pytest
-from e2e_support import MANIFEST_ACCEPT, OCI_EMPTY, OCI_INDEX, OCI_MANIFEST, sha256_digest
+from e2e_support import (
+    MANIFEST_ACCEPT,
+    OCI_EMPTY,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    OWNER,
+    sha256_digest,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -44,7 +51,12 @@ class OrasClient(oras.client.OrasClient):  # type: ignore[misc]
 
 @pytest.fixture
 def client(registry: str) -> OrasClient:
-    return OrasClient(hostname=registry, insecure=True)
+    # HTTP Basic on every request: the SDK's token backend keeps the first token it gets
+    # and never asks for a wider one, so a push after a pull-scoped token cannot succeed.
+    signed_in = OrasClient(hostname=registry, insecure=True, auth_backend="basic")
+    # Credentials for this client only; login() would also write ~/.docker/config.json.
+    signed_in.auth.set_basic_auth(*OWNER)
+    return signed_in
 
 
 def empty_config_descriptor() -> dict[str, Any]:

@@ -34,6 +34,10 @@ registries = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("name", String(50), nullable=False, unique=True),
     Column("created_at", BigInteger, nullable=False),
+    Column("sku", String(16), nullable=False, server_default="Standard"),
+    Column("admin_enabled", SmallInteger, nullable=False, server_default="0"),
+    Column("anonymous_pull", SmallInteger, nullable=False, server_default="0"),
+    Column("default_action", String(8), nullable=False, server_default="Allow"),
 )
 
 login_servers = Table(
@@ -133,4 +137,117 @@ uploads = Table(
     Column("registry_id", Integer, ForeignKey("registries.id", ondelete="CASCADE"), nullable=False),
     Column("repository", String(255), nullable=False),
     Column("created_at", BigInteger, nullable=False),
+)
+
+
+# --- Access (see docs/access.md) -----------------------------------------------------
+
+# The admin user's two passwords, encrypted with the deployment's secret key: unlike
+# other secrets they must be shown again (`haven credential show`), as ACR does.
+admin_passwords = Table(
+    "admin_passwords",
+    metadata,
+    Column(
+        "registry_id", Integer, ForeignKey("registries.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("name", String(16), primary_key=True),
+    Column("secret", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+# Users and service principals. `version` changes when every token issued to the identity
+# must stop working (a credential reset, say).
+identities = Table(
+    "identities",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("kind", String(32), nullable=False),
+    Column("version", Integer, nullable=False, server_default="1"),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+identity_credentials = Table(
+    "identity_credentials",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column(
+        "identity_id", String(36), ForeignKey("identities.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("name", String(128), nullable=False),
+    Column("hash", Text, nullable=False),
+    Column("expires_at", BigInteger),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_identity_credentials_identity", "identity_id"),
+)
+
+# Scope: the deployment (registry_id NULL), a registry, or one repository of it.
+role_assignments = Table(
+    "role_assignments",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column(
+        "identity_id", String(36), ForeignKey("identities.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("role", String(32), nullable=False),
+    Column("registry_id", Integer, ForeignKey("registries.id", ondelete="CASCADE")),
+    Column("repository", String(255)),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_role_assignments_identity", "identity_id"),
+)
+
+scope_maps = Table(
+    "scope_maps",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("registry_id", Integer, ForeignKey("registries.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(50), nullable=False),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("actions", Text, nullable=False),
+    Column("system", SmallInteger, nullable=False, server_default="0"),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("registry_id", "name", name="uq_scope_maps_registry_name"),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("registry_id", Integer, ForeignKey("registries.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(50), nullable=False),
+    Column("scope_map_id", String(36), ForeignKey("scope_maps.id"), nullable=False),
+    Column("status", String(16), nullable=False, server_default="enabled"),
+    Column("version", Integer, nullable=False, server_default="1"),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("registry_id", "name", name="uq_tokens_registry_name"),
+)
+
+token_passwords = Table(
+    "token_passwords",
+    metadata,
+    Column("token_id", String(36), ForeignKey("tokens.id", ondelete="CASCADE"), primary_key=True),
+    Column("name", String(16), primary_key=True),
+    Column("hash", Text, nullable=False),
+    Column("expires_at", BigInteger),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+# JWT signing keys; the private half encrypted with the deployment's secret key.
+signing_keys = Table(
+    "signing_keys",
+    metadata,
+    Column("kid", String(64), primary_key=True),
+    Column("private_key", Text, nullable=False),
+    Column("public_key", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("retired_at", BigInteger),
+)
+
+network_rules = Table(
+    "network_rules",
+    metadata,
+    Column(
+        "registry_id", Integer, ForeignKey("registries.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("address_range", String(64), primary_key=True),
 )

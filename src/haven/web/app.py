@@ -11,20 +11,30 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 
+from haven.auth.epoch import ChangeCounter
+from haven.auth.jwts import KeyRing
+from haven.auth.secrets import SecretBox, load_or_create_key
 from haven.config import Settings
-from haven.errors import RegistryError, Unsupported
+from haven.errors import Denied, RegistryError, Unsupported
 from haven.oci.names import validate_name
+from haven.services.access import AccessService
 from haven.services.blobs import BlobService
+from haven.services.bootstrap import ensure_owner, ensure_signing_key
 from haven.services.listing import ListingService
+from haven.services.management import SYSTEM_SCOPE_MAPS, ManagementService
 from haven.services.manifests import ManifestService
 from haven.services.registries import RegistryResolver
 from haven.services.uploads import UploadService
+from haven.store.access import AccessStore
 from haven.store.content import FilesystemBlobStore
 from haven.store.db import Database
 from haven.store.metadata import MetadataStore
+from haven.web import api
+from haven.web.auth import FailedLogins, authenticate, challenge, client_address, require
 from haven.web.context import Ctx
+from haven.web.oauth2 import TokenEndpoints
 from haven.web.responses import error_response
-from haven.web.v2.routes import match
+from haven.web.v2.routes import SIGNED_IN, match
 
 log = logging.getLogger("haven")
 
@@ -41,6 +51,10 @@ class Services:
     uploads: UploadService
     manifests: ManifestService
     listing: ListingService
+    access: AccessService
+    failures: FailedLogins
+    tokens: TokenEndpoints
+    management: ManagementService
 
 
 class HavenApp:
@@ -51,23 +65,40 @@ class HavenApp:
         self.db = Database(settings.effective_database_url, settings.db_threads)
         self.metadata = MetadataStore(self.db)
         self.content = FilesystemBlobStore(settings.data_dir)
+        self.access_store = AccessStore(self.db)
         self.io_pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="haven-io")
         self.services: Services | None = None
 
     async def startup(self) -> None:
+        settings = self.settings
         loop = asyncio.get_running_loop()
-        registry_id = await loop.run_in_executor(
-            None, self.metadata.ensure_registry_sync, self.settings.default_registry, []
-        )
-        registries = RegistryResolver(self.metadata, registry_id)
+        box = SecretBox(load_or_create_key(settings.secret_key, settings.data_dir / "secret.key"))
+
+        def prepare() -> int:
+            ensure_signing_key(self.access_store, box)
+            ensure_owner(self.access_store, settings.bootstrap_password)
+            name = settings.default_registry
+            registry_id = self.metadata.ensure_registry_sync(name, [settings.login_server(name)])
+            self.access_store.ensure_system_maps_sync(registry_id, SYSTEM_SCOPE_MAPS)
+            return registry_id
+
+        registry_id = await loop.run_in_executor(None, prepare)
+        changes = ChangeCounter(settings.data_dir / "access.epoch")
+        registries = RegistryResolver(self.metadata, registry_id, changes)
         await registries.refresh()
+        access = AccessService(self.access_store, KeyRing(box), box, changes)
+        failures = FailedLogins()
         self.services = Services(
-            settings=self.settings,
+            settings=settings,
             registries=registries,
             blobs=BlobService(self.metadata, self.content),
             uploads=UploadService(self.metadata, self.content, self.io_pool),
             manifests=ManifestService(self.metadata, self.io_pool),
             listing=ListingService(self.metadata),
+            access=access,
+            failures=failures,
+            tokens=TokenEndpoints(access, failures),
+            management=ManagementService(self.access_store, access, settings),
         )
 
     async def shutdown(self) -> None:
@@ -100,11 +131,52 @@ class HavenApp:
         path: str = scope["path"]
         if path.startswith("/v2"):
             response = await self._v2(scope, receive, path)
+        elif path.startswith("/oauth2/"):
+            response = await self._oauth2(scope, receive, path)
+        elif path.startswith("/api/"):
+            response = await self._api(scope, receive)
         elif path in ("/healthz", "/readyz"):
             response = PlainTextResponse("ok")
         else:
             response = PlainTextResponse("not found", status_code=404)
         await response(scope, receive, send)
+
+    async def _api(self, scope: Scope, receive: Receive) -> Response:
+        services = self.services
+        assert services is not None, "startup() has not run"
+        try:
+            return await api.handle(
+                services.management, services.access, services.failures, Request(scope, receive)
+            )
+        except Exception:
+            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            return api.error(500, "InternalError", "internal error; see the server log")
+
+    async def _oauth2(self, scope: Scope, receive: Receive, path: str) -> Response:
+        services = self.services
+        assert services is not None, "startup() has not run"
+        request = Request(scope, receive)
+        method = request.method
+        try:
+            service = request.query_params.get("service") if method == "GET" else None
+            registry_id = await services.registries.resolve(service or request.headers.get("host"))
+            address = client_address(request, services.settings.trusted_proxies)
+            if not await services.access.address_allowed(registry_id, address):
+                raise Denied(
+                    f"client address {address} is not allowed by the registry's network rules"
+                )
+            if path == "/oauth2/token" and method == "GET":
+                return await services.tokens.get_token(request, registry_id, address)
+            if path == "/oauth2/token" and method == "POST":
+                return await services.tokens.post_token(request, registry_id, address)
+            if path == "/oauth2/exchange" and method == "POST":
+                return await services.tokens.exchange(request, registry_id)
+            return PlainTextResponse("not found", status_code=404)
+        except RegistryError as error:
+            return error_response(error)
+        except Exception:
+            log.exception("unhandled error on %s %s", method, path)
+            return error_response(RegistryError("internal error; see the server log"))
 
     async def _v2(self, scope: Scope, receive: Receive, path: str) -> Response:
         services = self.services
@@ -116,16 +188,32 @@ class HavenApp:
             if found is None:
                 raise NotFound(f"no distribution API endpoint at {path[:200]}")
             methods, params = found
-            handler = methods.get("GET" if head else method)
-            if handler is None:
+            endpoint = methods.get("GET" if head else method)
+            if endpoint is None:
                 raise Unsupported(
                     f"{method} is not allowed here; allowed: {', '.join(sorted(methods))}"
                 )
-            if "name" in params:
-                validate_name(params["name"])
+            name = params.get("name")
+            if name is not None:
+                validate_name(name)
             request = Request(scope, receive)
             registry_id = await services.registries.resolve(request.headers.get("host"))
-            return await handler(Ctx(request, services, registry_id, params))
+            trusted = services.settings.trusted_proxies
+            address = client_address(request, trusted)
+            access = services.access
+            if not await access.address_allowed(registry_id, address):
+                raise Denied(
+                    f"client address {address} is not allowed by the registry's network rules"
+                )
+            caller = await authenticate(
+                access, services.failures, request, registry_id, address, trusted
+            )
+            if endpoint.action == SIGNED_IN:
+                if caller.anonymous:
+                    raise challenge(request, trusted, None, None, "authentication required")
+            else:
+                await require(access, caller, request, trusted, registry_id, name, endpoint.action)
+            return await endpoint.handler(Ctx(request, services, registry_id, params, caller))
         except RegistryError as error:
             return error_response(error, head)
         except ClientDisconnect:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 
 from haven.errors import ParameterInvalid
+from haven.services.access import Caller
 
 if TYPE_CHECKING:
     from haven.web.app import Services
@@ -19,6 +20,16 @@ class Ctx:
     services: Services
     registry_id: int
     params: dict[str, str]
+    caller: Caller
+
+    async def may(self, repository: str | None, action: str) -> bool:
+        """Whether the caller may also do `action` on another repository (or, with
+        None, across the registry)."""
+        from haven.web.auth import allowed
+
+        return await allowed(
+            self.services.access, self.caller, self.registry_id, repository, action
+        )
 
     @property
     def name(self) -> str:

@@ -6,6 +6,7 @@ import re
 
 from starlette.responses import Response
 
+from haven.auth import roles
 from haven.errors import BlobUploadInvalid, DigestInvalid, SizeInvalid
 from haven.oci.names import validate_name
 from haven.web.context import Ctx
@@ -61,7 +62,10 @@ async def start_upload(ctx: Ctx) -> Response:
         source = ctx.query("from")
         if source is not None:
             validate_name(source)
-        if await services.blobs.mount(ctx.registry_id, name, mount, source):
+        # Mount only what the caller could read anyway; otherwise a plain upload
+        # follows, and nothing tells whether the blob exists elsewhere.
+        readable = await ctx.may(source, roles.READ)
+        if readable and await services.blobs.mount(ctx.registry_id, name, mount, source):
             return _blob_created(name, mount)
     digest = ctx.query("digest")
     if digest is not None:

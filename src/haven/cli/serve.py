@@ -1,4 +1,4 @@
-"""The `haven` command line."""
+"""`haven serve`: run the registry."""
 
 from __future__ import annotations
 
@@ -6,16 +6,8 @@ from pathlib import Path
 
 import click
 
-from haven import __version__
 
-
-@click.group()
-@click.version_option(__version__, prog_name="haven")
-def main() -> None:
-    """Haven: a self-hosted container registry."""
-
-
-@main.command()
+@click.command()
 @click.option("--host", envvar="HAVEN_HOST", default="127.0.0.1", show_default=True)
 @click.option(
     "--port", envvar="HAVEN_PORT", type=click.IntRange(0, 65535), default=5000, show_default=True
@@ -41,16 +33,40 @@ def main() -> None:
     default=None,
     help="postgresql://… for scale-out [default: SQLite in the data directory].",
 )
+@click.option(
+    "--tls-cert",
+    envvar="HAVEN_TLS_CERT",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="PEM certificate (chain): serve HTTPS, TLS 1.2 or newer.",
+)
+@click.option(
+    "--tls-key",
+    envvar="HAVEN_TLS_KEY",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="PEM private key of --tls-cert.",
+)
 def serve(
-    host: str, port: int, data_dir: Path, workers: int | None, database_url: str | None
+    host: str,
+    port: int,
+    data_dir: Path,
+    workers: int | None,
+    database_url: str | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
 ) -> None:
     """Run the registry."""
     from haven.config import Settings
     from haven.server import serve as run
 
+    if (tls_cert is None) != (tls_key is None):
+        raise click.UsageError("--tls-cert and --tls-key go together")
     values: dict[str, object] = {"host": host, "port": port, "data_dir": data_dir}
     if workers is not None:
         values["workers"] = workers
     if database_url:
         values["database_url"] = database_url
+    if tls_cert is not None:
+        values["tls_cert"], values["tls_key"] = tls_cert, tls_key
     run(Settings(**values))  # type: ignore[arg-type]

@@ -1,0 +1,76 @@
+"""ACR's built-in roles and the actions each grants.
+
+Data-plane actions are ACR's repository-token actions; `catalog` is listing the
+registry's repositories. Management actions are `manage/read`, `manage/write` and
+`manage/roles` (assigning roles, managing identities).
+"""
+
+from __future__ import annotations
+
+READ = "content/read"
+WRITE = "content/write"
+DELETE = "content/delete"
+META_READ = "metadata/read"
+META_WRITE = "metadata/write"
+CATALOG = "catalog"
+SIGN = "trust/write"
+QUARANTINE_READ = "quarantine/read"
+QUARANTINE_WRITE = "quarantine/write"
+MANAGE_READ = "manage/read"
+MANAGE_WRITE = "manage/write"
+MANAGE_ROLES = "manage/roles"
+
+TOKEN_ACTIONS = (READ, WRITE, DELETE, META_READ, META_WRITE)
+DATA_ACTIONS = frozenset(
+    {READ, WRITE, DELETE, META_READ, META_WRITE, CATALOG, SIGN, QUARANTINE_READ, QUARANTINE_WRITE}
+)
+
+ROLES: dict[str, frozenset[str]] = {
+    "Owner": DATA_ACTIONS | {MANAGE_READ, MANAGE_WRITE, MANAGE_ROLES},
+    "Contributor": DATA_ACTIONS | {MANAGE_READ, MANAGE_WRITE},
+    "Reader": frozenset({READ, META_READ, CATALOG, MANAGE_READ}),
+    "AcrPull": frozenset({READ, META_READ, CATALOG}),
+    "AcrPush": frozenset({READ, META_READ, CATALOG, WRITE, META_WRITE}),
+    "AcrDelete": frozenset({DELETE, META_READ}),
+    "AcrImageSigner": frozenset({SIGN}),
+    "AcrQuarantineReader": frozenset({READ, META_READ, QUARANTINE_READ}),
+    "AcrQuarantineWriter": frozenset({META_READ, QUARANTINE_READ, QUARANTINE_WRITE}),
+}
+
+# The admin user may do everything on its registry's data plane, nothing else.
+ADMIN_ACTIONS = DATA_ACTIONS
+
+# Docker token scopes (`repository:NAME:pull,push`) in Haven's actions.
+DOCKER_SCOPE_ACTIONS: dict[str, frozenset[str]] = {
+    "pull": frozenset({READ, META_READ}),
+    "push": frozenset({WRITE, META_WRITE}),
+    "delete": frozenset({DELETE}),
+    "metadata_read": frozenset({META_READ}),
+    "metadata_write": frozenset({META_WRITE}),
+    "*": frozenset(TOKEN_ACTIONS),
+}
+
+
+def role_named(name: str) -> str | None:
+    """The canonical spelling of a role name, matched case-insensitively."""
+    for role in ROLES:
+        if role.lower() == name.lower():
+            return role
+    return None
+
+
+def docker_actions(granted: frozenset[str], requested: list[str]) -> list[str]:
+    """The requested docker scope actions that `granted` fully covers."""
+    out = []
+    for action in requested:
+        needed = DOCKER_SCOPE_ACTIONS.get(action)
+        if needed is not None and needed <= granted:
+            out.append(action)
+    return out
+
+
+def from_docker_actions(actions: list[str]) -> frozenset[str]:
+    result: set[str] = set()
+    for action in actions:
+        result |= DOCKER_SCOPE_ACTIONS.get(action, frozenset())
+    return frozenset(result)

@@ -1,0 +1,97 @@
+"""`haven registry …`: registries, as `az acr create|show|list|update|delete`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from haven.cli.arguments import TRUE_FALSE, drop_none, true_false, yes_option
+from haven.cli.client import segment
+from haven.cli.command import HavenGroup, confirm, session
+from haven.cli.tables import registry_table
+
+SKUS = ("Basic", "Standard", "Premium")
+
+name_option = click.option(
+    "--name", "-n", required=True, metavar="REGISTRY", help="The registry's name."
+)
+
+
+def registry_path(name: str) -> str:
+    return f"/api/registries/{segment(name)}"
+
+
+@click.group(cls=HavenGroup)
+def registry() -> None:
+    """Manage registries."""
+
+
+@registry.command("create", table=registry_table)
+@name_option
+@click.option(
+    "--sku",
+    type=click.Choice(SKUS, case_sensitive=False),
+    default="Basic",
+    show_default=True,
+    help="The registry's tier.",
+)
+def create(name: str, sku: str) -> Any:
+    """Create a registry."""
+    return session().post("/api/registries", {"name": name, "sku": sku})
+
+
+@registry.command("show", table=registry_table)
+@name_option
+def show(name: str) -> Any:
+    """Show a registry."""
+    return session().get(registry_path(name))
+
+
+@registry.command("list", table=registry_table)
+def list_() -> Any:
+    """List registries."""
+    return session().get("/api/registries")
+
+
+@registry.command("update", table=registry_table)
+@name_option
+@click.option("--sku", type=click.Choice(SKUS, case_sensitive=False), help="The registry's tier.")
+@click.option(
+    "--admin-enabled", type=TRUE_FALSE, help="Enable the admin user (username = registry name)."
+)
+@click.option("--anonymous-pull-enabled", type=TRUE_FALSE, help="Allow pulls without credentials.")
+@click.option(
+    "--default-action",
+    type=click.Choice(["Allow", "Deny"], case_sensitive=False),
+    help="What network rules do with addresses no IP rule matches.",
+)
+def update(
+    name: str,
+    sku: str | None,
+    admin_enabled: str | None,
+    anonymous_pull_enabled: str | None,
+    default_action: str | None,
+) -> Any:
+    """Update a registry's tier, admin user, anonymous pull or default network action."""
+    body = drop_none(
+        sku=sku,
+        adminUserEnabled=true_false(admin_enabled),
+        anonymousPullEnabled=true_false(anonymous_pull_enabled),
+        networkRuleSet={"defaultAction": default_action} if default_action else None,
+    )
+    if not body:
+        raise click.UsageError(
+            "Nothing to update: give --sku, --admin-enabled, --anonymous-pull-enabled "
+            "or --default-action."
+        )
+    return session().patch(registry_path(name), body)
+
+
+@registry.command("delete")
+@name_option
+@yes_option
+def delete(name: str, yes: bool) -> Any:
+    """Delete a registry and everything in it."""
+    confirm("Are you sure you want to perform this operation?", yes)
+    return session().delete(registry_path(name))

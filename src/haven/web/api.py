@@ -1,0 +1,295 @@
+"""The management API under `/api/`: JSON in and out, for the `haven` CLI.
+
+Callers authenticate with a management access token (`POST /oauth2/token` with
+`service=management`) or HTTP Basic identity credentials. Errors are
+`{"error": {"code", "message"}}`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from haven.auth import roles
+from haven.errors import ApiError, Unauthorized
+from haven.services.access import MANAGEMENT, AccessService, Principal
+from haven.services.management import ManagementService
+from haven.web.auth import FailedLogins, parse_authorization
+
+MAX_BODY = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ApiCall:
+    m: ManagementService
+    caller: Principal
+    params: dict[str, str]
+    body: Any
+    request: Request
+
+
+Handler = Callable[[ApiCall], Awaitable[Any]]
+
+
+def _json(value: Any, status: int = 200) -> Response:
+    if status == 204:
+        return Response(status_code=204)
+    return Response(orjson.dumps(value), status_code=status, media_type="application/json")
+
+
+def error(status: int, code: str, message: str) -> Response:
+    headers = {"WWW-Authenticate": 'Bearer realm="haven"'} if status == 401 else None
+    body = orjson.dumps({"error": {"code": code, "message": message}})
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+R = "(?P<registry>[^/]+)"
+ROUTES: list[tuple[str, re.Pattern[str], Handler, int]] = []
+
+
+def route(method: str, pattern: str, status: int = 200) -> Callable[[Handler], Handler]:
+    def register(handler: Handler) -> Handler:
+        ROUTES.append((method, re.compile(f"^/api{pattern}$"), handler, status))
+        return handler
+
+    return register
+
+
+@route("GET", "/me")
+async def me(call: ApiCall) -> Any:
+    return await call.m.me(call.caller)
+
+
+@route("GET", "/registries")
+async def registries(call: ApiCall) -> Any:
+    return await call.m.list_registries(call.caller)
+
+
+@route("POST", "/registries", 201)
+async def create_registry(call: ApiCall) -> Any:
+    return await call.m.create_registry(call.caller, call.body)
+
+
+@route("GET", f"/registries/{R}")
+async def show_registry(call: ApiCall) -> Any:
+    return call.m.describe(
+        await call.m.registry(call.caller, call.params["registry"], roles.MANAGE_READ)
+    )
+
+
+@route("PATCH", f"/registries/{R}")
+async def update_registry(call: ApiCall) -> Any:
+    return await call.m.update_registry(call.caller, call.params["registry"], call.body)
+
+
+@route("DELETE", f"/registries/{R}", 204)
+async def delete_registry(call: ApiCall) -> Any:
+    await call.m.delete_registry(call.caller, call.params["registry"])
+
+
+@route("GET", f"/registries/{R}/credentials")
+async def credentials(call: ApiCall) -> Any:
+    return await call.m.credentials(call.caller, call.params["registry"])
+
+
+@route("POST", f"/registries/{R}/credentials/renew")
+async def renew(call: ApiCall) -> Any:
+    return await call.m.renew_credential(call.caller, call.params["registry"], call.body)
+
+
+@route("GET", f"/registries/{R}/networkRules")
+async def network_rules(call: ApiCall) -> Any:
+    return await call.m.network_rules(call.caller, call.params["registry"])
+
+
+@route("POST", f"/registries/{R}/networkRules")
+async def add_rule(call: ApiCall) -> Any:
+    return await call.m.add_network_rule(call.caller, call.params["registry"], call.body)
+
+
+@route("DELETE", f"/registries/{R}/networkRules", 204)
+async def remove_rule(call: ApiCall) -> Any:
+    value = call.request.query_params.get("ipAddressOrRange")
+    if not value:
+        raise ApiError(400, "InvalidArgument", "ipAddressOrRange is required")
+    await call.m.remove_network_rule(call.caller, call.params["registry"], value)
+
+
+@route("GET", "/identities")
+async def identities(call: ApiCall) -> Any:
+    return await call.m.list_identities(call.caller)
+
+
+@route("POST", "/identities", 201)
+async def create_identity(call: ApiCall) -> Any:
+    return await call.m.create_identity(call.caller, call.body)
+
+
+@route("GET", "/identities/(?P<identity>[^/]+)")
+async def show_identity(call: ApiCall) -> Any:
+    return await call.m.show_identity(call.caller, call.params["identity"])
+
+
+@route("DELETE", "/identities/(?P<identity>[^/]+)", 204)
+async def delete_identity(call: ApiCall) -> Any:
+    await call.m.delete_identity(call.caller, call.params["identity"])
+
+
+@route("POST", "/identities/(?P<identity>[^/]+)/credentials")
+async def reset_credential(call: ApiCall) -> Any:
+    return await call.m.reset_credential(call.caller, call.params["identity"], call.body)
+
+
+@route("GET", "/roleAssignments")
+async def assignments(call: ApiCall) -> Any:
+    filters = {k: call.request.query_params.get(k, "") for k in ("assignee", "scope", "role")}
+    return await call.m.list_assignments(call.caller, filters)
+
+
+@route("POST", "/roleAssignments", 201)
+async def create_assignment(call: ApiCall) -> Any:
+    return await call.m.create_assignment(call.caller, call.body)
+
+
+@route("DELETE", "/roleAssignments/(?P<id>[^/]+)", 204)
+async def delete_assignment(call: ApiCall) -> Any:
+    await call.m.delete_assignment(call.caller, call.params["id"])
+
+
+@route("GET", f"/registries/{R}/scopeMaps")
+async def scope_maps(call: ApiCall) -> Any:
+    return await call.m.list_scope_maps(call.caller, call.params["registry"])
+
+
+@route("POST", f"/registries/{R}/scopeMaps", 201)
+async def create_scope_map(call: ApiCall) -> Any:
+    return await call.m.create_scope_map(call.caller, call.params["registry"], call.body)
+
+
+@route("GET", f"/registries/{R}/scopeMaps/(?P<name>[^/]+)")
+async def show_scope_map(call: ApiCall) -> Any:
+    return await call.m.show_scope_map(call.caller, call.params["registry"], call.params["name"])
+
+
+@route("PATCH", f"/registries/{R}/scopeMaps/(?P<name>[^/]+)")
+async def update_scope_map(call: ApiCall) -> Any:
+    return await call.m.update_scope_map(
+        call.caller, call.params["registry"], call.params["name"], call.body
+    )
+
+
+@route("DELETE", f"/registries/{R}/scopeMaps/(?P<name>[^/]+)", 204)
+async def delete_scope_map(call: ApiCall) -> Any:
+    await call.m.delete_scope_map(call.caller, call.params["registry"], call.params["name"])
+
+
+@route("GET", f"/registries/{R}/tokens")
+async def tokens(call: ApiCall) -> Any:
+    return await call.m.list_tokens(call.caller, call.params["registry"])
+
+
+@route("POST", f"/registries/{R}/tokens", 201)
+async def create_token(call: ApiCall) -> Any:
+    return await call.m.create_token(call.caller, call.params["registry"], call.body)
+
+
+@route("GET", f"/registries/{R}/tokens/(?P<name>[^/]+)")
+async def show_token(call: ApiCall) -> Any:
+    return await call.m.show_token(call.caller, call.params["registry"], call.params["name"])
+
+
+@route("PATCH", f"/registries/{R}/tokens/(?P<name>[^/]+)")
+async def update_token(call: ApiCall) -> Any:
+    return await call.m.update_token(
+        call.caller, call.params["registry"], call.params["name"], call.body
+    )
+
+
+@route("DELETE", f"/registries/{R}/tokens/(?P<name>[^/]+)", 204)
+async def delete_token(call: ApiCall) -> Any:
+    await call.m.delete_token(call.caller, call.params["registry"], call.params["name"])
+
+
+@route("POST", f"/registries/{R}/tokens/(?P<name>[^/]+)/credentials")
+async def token_credentials(call: ApiCall) -> Any:
+    return await call.m.generate_token_credentials(
+        call.caller, call.params["registry"], call.params["name"], call.body
+    )
+
+
+@route("POST", "/keys/rotate")
+async def rotate(call: ApiCall) -> Any:
+    return await call.m.rotate_keys(call.caller)
+
+
+async def _body(request: Request) -> Any:
+    if request.method in ("GET", "DELETE", "HEAD"):
+        return None
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_BODY:
+            raise ApiError(
+                413, "RequestTooLarge", f"request bodies are limited to {MAX_BODY} bytes"
+            )
+    if not raw:
+        return {}
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, "InvalidJson", f"the request body is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ApiError(400, "InvalidJson", "the request body must be a JSON object")
+    return value
+
+
+async def _caller(access: AccessService, failures: FailedLogins, request: Request) -> Principal:
+    credentials = parse_authorization(request.headers.get("authorization"))
+    if credentials is None:
+        raise Unauthorized("sign in first: haven account login --server URL -u USER -p PASSWORD")
+    if credentials.scheme == "bearer":
+        return await access.from_token(credentials.secret, MANAGEMENT, "access")
+    address = request.client.host if request.client else None
+    await failures.delay(address)
+    try:
+        return await access.login(None, credentials.username, credentials.secret)
+    except Unauthorized:
+        failures.record(address)
+        raise
+
+
+async def handle(
+    management: ManagementService,
+    access: AccessService,
+    failures: FailedLogins,
+    request: Request,
+) -> Response:
+    path = request.url.path
+    matched_path = False
+    for method, pattern, handler, status in ROUTES:
+        found = pattern.match(path)
+        if found is None:
+            continue
+        matched_path = True
+        if method != request.method:
+            continue
+        try:
+            caller = await _caller(access, failures, request)
+            params = {k: unquote(v) for k, v in found.groupdict().items()}
+            call = ApiCall(management, caller, params, await _body(request), request)
+            result = await handler(call)
+        except Unauthorized as exc:
+            return error(401, "Unauthorized", exc.message)
+        except ApiError as exc:
+            return error(exc.status, exc.code, exc.message)
+        return _json(result, status)
+    if matched_path:
+        return error(405, "MethodNotAllowed", f"{request.method} is not allowed on {path}")
+    return error(404, "NotFound", f"no management API endpoint at {path[:200]}")
