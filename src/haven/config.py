@@ -47,6 +47,15 @@ class Settings(BaseSettings):
         None,
         description="Fernet key sealing stored secrets; default: <data-dir>/secret.key",
     )
+    rate_limit_anonymous: float = Field(
+        100.0, ge=0, description="Requests/s per address for anonymous callers (0: no limit)"
+    )
+    rate_limit_principal: float = Field(
+        0.0, ge=0, description="Requests/s per signed-in principal (0: no limit)"
+    )
+    rate_limit_registry: float = Field(
+        0.0, ge=0, description="Requests/s per registry, all callers together (0: no limit)"
+    )
     trusted_proxies: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Addresses/CIDRs whose X-Forwarded-For and X-Forwarded-Proto are believed",
@@ -98,6 +107,9 @@ class Settings(BaseSettings):
             env["HAVEN_SECRET_KEY"] = self.secret_key
         if self.tls_cert and self.tls_key:
             env["HAVEN_TLS_CERT"], env["HAVEN_TLS_KEY"] = str(self.tls_cert), str(self.tls_key)
+        env["HAVEN_RATE_LIMIT_ANONYMOUS"] = str(self.rate_limit_anonymous)
+        env["HAVEN_RATE_LIMIT_PRINCIPAL"] = str(self.rate_limit_principal)
+        env["HAVEN_RATE_LIMIT_REGISTRY"] = str(self.rate_limit_registry)
         if self.trusted_proxies:
             env["HAVEN_TRUSTED_PROXIES"] = ",".join(self.trusted_proxies)
         return env

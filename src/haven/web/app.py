@@ -33,6 +33,7 @@ from haven.web import api
 from haven.web.auth import FailedLogins, authenticate, challenge, client_address, require
 from haven.web.context import Ctx
 from haven.web.oauth2 import TokenEndpoints
+from haven.web.ratelimit import RateLimiter
 from haven.web.responses import error_response
 from haven.web.v2.routes import SIGNED_IN, match
 
@@ -55,6 +56,7 @@ class Services:
     failures: FailedLogins
     tokens: TokenEndpoints
     management: ManagementService
+    limits: RateLimiter
 
 
 class HavenApp:
@@ -99,6 +101,12 @@ class HavenApp:
             failures=failures,
             tokens=TokenEndpoints(access, failures),
             management=ManagementService(self.access_store, access, settings),
+            limits=RateLimiter(
+                settings.rate_limit_anonymous,
+                settings.rate_limit_principal,
+                settings.rate_limit_registry,
+                settings.workers,
+            ),
         )
 
     async def shutdown(self) -> None:
@@ -207,6 +215,9 @@ class HavenApp:
                 )
             caller = await authenticate(
                 access, services.failures, request, registry_id, address, trusted
+            )
+            services.limits.check(
+                registry_id, None if caller.anonymous else caller.principal.key, address
             )
             if endpoint.action == SIGNED_IN:
                 if caller.anonymous:
