@@ -202,6 +202,11 @@ class ManagementService:
                         400, "SkuNotSupported", "network rules are available on Premium only"
                     )
                 changes["default_action"] = action
+        action = changes.get("default_action", registry.default_action)
+        if action == "Deny" and sku != "Premium":
+            raise ApiError(
+                400, "SkuNotSupported", "network rules (defaultAction Deny) need the Premium SKU"
+            )
         if changes:
             await self._store.update_registry(registry.id, changes)
             self._access.changed()

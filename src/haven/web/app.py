@@ -99,7 +99,7 @@ class HavenApp:
             listing=ListingService(self.metadata),
             access=access,
             failures=failures,
-            tokens=TokenEndpoints(access, failures),
+            tokens=TokenEndpoints(access, failures, registries.resolve),
             management=ManagementService(self.access_store, access, settings),
             limits=RateLimiter(
                 settings.rate_limit_anonymous,
@@ -220,7 +220,8 @@ class HavenApp:
                 registry_id, None if caller.anonymous else caller.principal.key, address
             )
             if endpoint.action == SIGNED_IN:
-                if caller.anonymous:
+                # Any valid token will do, an anonymous one too (anonymous pull).
+                if caller.anonymous and caller.token_grants is None:
                     raise challenge(request, trusted, None, None, "authentication required")
             else:
                 await require(access, caller, request, trusted, registry_id, name, endpoint.action)

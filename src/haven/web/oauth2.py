@@ -7,6 +7,7 @@ tokens for the registry the request's Host names.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
@@ -84,9 +85,21 @@ def _iso(epoch_seconds: int) -> str:
 
 
 class TokenEndpoints:
-    def __init__(self, access: AccessService, failures: FailedLogins) -> None:
+    def __init__(
+        self,
+        access: AccessService,
+        failures: FailedLogins,
+        resolve: Callable[[str | None], Awaitable[int]],
+    ) -> None:
         self._access = access
         self._failures = failures
+        self._resolve = resolve
+
+    async def _registry(self, service: str | None, fallback: int) -> int | None:
+        """The registry a form's `service` names (a login server); None for management."""
+        if service == MANAGEMENT:
+            return None
+        return await self._resolve(service) if service else fallback
 
     async def _issue(
         self,
@@ -152,7 +165,7 @@ class TokenEndpoints:
             return _error(exc.code, exc.message, 400)
         except NameInvalid as exc:
             return _error("invalid_scope", exc.message, 400)
-        target = None if _one(form, "service") == MANAGEMENT else registry_id
+        target = await self._registry(_one(form, "service"), registry_id)
         grant = _one(form, "grant_type")
         try:
             if grant == "password":
@@ -196,5 +209,8 @@ class TokenEndpoints:
             principal = await self._access.from_token(token, MANAGEMENT, "access")
         except Unauthorized as exc:
             return _error("invalid_grant", exc.message, 401)
-        refresh = await self._access.issue_refresh(principal, registry_id)
+        target = await self._registry(_one(form, "service"), registry_id)
+        if target is None:
+            return _error("invalid_request", "service must name a registry's login server", 400)
+        refresh = await self._access.issue_refresh(principal, target)
         return _json({"refresh_token": refresh})
