@@ -60,6 +60,8 @@ def delete(
     ids: tuple[str, ...] | None, assignee: str | None, role: str | None, scope: str | None
 ) -> Any:
     """Delete role assignments by id, or those of an assignee (filtered by role and scope)."""
+    # `--ids "$(haven role assignment list --query [].id -o tsv)"` passes one word of lines.
+    ids = tuple(part for word in ids or () for part in word.split()) or None
     if ids and (assignee or role or scope):
         raise click.UsageError("--ids cannot be combined with --assignee, --role or --scope.")
     if not ids and not assignee:

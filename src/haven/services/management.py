@@ -285,7 +285,9 @@ class ManagementService:
     # Identities ------------------------------------------------------------------
 
     async def me(self, caller: Principal) -> dict[str, Any]:
-        return {"id": caller.id, "name": caller.name, "kind": caller.kind}
+        identity = await self._store.identity(caller.id) if caller.kind == "identity" else None
+        kind = identity.kind if identity is not None else caller.kind
+        return {"id": caller.id, "name": caller.name, "kind": kind}
 
     def _identity_json(
         self, identity: IdentityRecord, credentials: list[CredentialRecord]

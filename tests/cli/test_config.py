@@ -1,0 +1,80 @@
+"""The CLI's config file: where it lives, what it holds, how it is written."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+
+from haven.cli.config import CliConfig, ConfigStore, config_dir
+from haven.cli.errors import CliError
+
+
+def test_default_location_is_dot_haven_in_home(home: Path) -> None:
+    assert config_dir() == home / ".haven"
+    assert ConfigStore().path == home / ".haven" / "config.json"
+
+
+def test_haven_config_dir_overrides_the_location(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HAVEN_CONFIG_DIR", str(tmp_path / "elsewhere"))
+    assert ConfigStore().path == tmp_path / "elsewhere" / "config.json"
+
+
+def test_missing_file_is_an_empty_config(tmp_path: Path) -> None:
+    assert ConfigStore(tmp_path / "none").load() == CliConfig()
+
+
+def test_saved_file_is_owner_only_in_an_owner_only_directory(tmp_path: Path) -> None:
+    store = ConfigStore(tmp_path / "cfg")
+    store.save(CliConfig(server="https://h", refresh_token="r"))
+    assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(store.directory.stat().st_mode) == 0o700
+    assert json.loads(store.path.read_text()) == {"server": "https://h", "refreshToken": "r"}
+
+
+def test_round_trip_keeps_every_field_and_unknown_ones(tmp_path: Path) -> None:
+    store = ConfigStore(tmp_path)
+    store.path.write_text(json.dumps({"server": "https://h", "futureField": [1, 2]}))
+    config = store.load()
+    config.refresh_token = "r"
+    config.access_token = "a"
+    config.access_token_expires_at = 12.5
+    config.ca_file = "/ca.pem"
+    config.username = "owner"
+    store.save(config)
+    assert store.load() == config
+    assert json.loads(store.path.read_text())["futureField"] == [1, 2]
+
+
+def test_forgetting_credentials_keeps_the_server(tmp_path: Path) -> None:
+    store = ConfigStore(tmp_path)
+    config = CliConfig(server="https://h", refresh_token="r", access_token="a", username="u")
+    config.forget_credentials()
+    store.save(config)
+    assert json.loads(store.path.read_text()) == {"server": "https://h"}
+
+
+def test_wrongly_typed_fields_are_ignored(tmp_path: Path) -> None:
+    store = ConfigStore(tmp_path)
+    store.path.write_text(json.dumps({"server": 5, "accessTokenExpiresAt": "soon"}))
+    assert store.load() == CliConfig()
+
+
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]"])
+def test_a_corrupt_file_is_reported_and_left_alone(tmp_path: Path, content: str) -> None:
+    store = ConfigStore(tmp_path)
+    store.path.write_text(content)
+    with pytest.raises(CliError, match=str(store.path)):
+        store.load()
+    assert store.path.read_text() == content
+
+
+def test_no_temporary_files_are_left_behind(tmp_path: Path) -> None:
+    store = ConfigStore(tmp_path)
+    for number in range(3):
+        store.save(CliConfig(server=f"https://h{number}"))
+    assert [p.name for p in tmp_path.iterdir()] == ["config.json"]
