@@ -70,6 +70,20 @@ def _ensure_repository(c: Conn, registry_id: int, name: str) -> int:
     return created
 
 
+def _linked_blob_size(c: Conn, registry_id: int, repository: str, digest: str) -> int | None:
+    """The size of a blob that `repository` links, or None."""
+    value = c.value(
+        "SELECT b.size FROM repositories r "
+        "JOIN repository_blobs rb ON rb.repository_id = r.id "
+        "JOIN blobs b ON b.digest = rb.digest "
+        "WHERE r.registry_id = ? AND r.name = ? AND rb.digest = ?",
+        registry_id,
+        repository,
+        digest,
+    )
+    return None if value is None else int(value)
+
+
 def _link_blob(c: Conn, repository_id: int, digest: str, size: int) -> None:
     stamp = now_ms()
     c.exec(
@@ -125,19 +139,7 @@ class MetadataStore:
     ) -> int | None:
         """The blob's size if `repository` may read it, else None."""
 
-        def work(c: Conn) -> int | None:
-            value = c.value(
-                "SELECT b.size FROM repositories r "
-                "JOIN repository_blobs rb ON rb.repository_id = r.id "
-                "JOIN blobs b ON b.digest = rb.digest "
-                "WHERE r.registry_id = ? AND r.name = ? AND rb.digest = ?",
-                registry_id,
-                repository,
-                digest,
-            )
-            return None if value is None else int(value)
-
-        return await self.db.read(work)
+        return await self.db.read(lambda c: _linked_blob_size(c, registry_id, repository, digest))
 
     async def link_blob(self, registry_id: int, repository: str, digest: str, size: int) -> None:
         def work(c: Conn) -> None:
@@ -167,15 +169,7 @@ class MetadataStore:
 
         def work(c: Conn) -> bool:
             if source is not None:
-                size = c.value(
-                    "SELECT b.size FROM repositories r "
-                    "JOIN repository_blobs rb ON rb.repository_id = r.id "
-                    "JOIN blobs b ON b.digest = rb.digest "
-                    "WHERE r.registry_id = ? AND r.name = ? AND rb.digest = ?",
-                    registry_id,
-                    source,
-                    digest,
-                )
+                size = _linked_blob_size(c, registry_id, source, digest)
             else:
                 size = c.value(
                     "SELECT b.size FROM blobs b WHERE b.digest = ? AND EXISTS ("
