@@ -43,6 +43,10 @@ cli.add_command(network_rule, "network-rule")
 cli.add_command(scope_map, "scope-map")
 cli.add_command(token)
 cli.add_command(login)
+# `az acr create|show|list|update|delete` act on registries: so do `haven create` etc.,
+# so that every `az acr` recipe runs with `haven` in its place.
+for _name in ("create", "show", "list", "update", "delete"):
+    cli.add_command(registry.commands[_name], _name)
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

@@ -58,9 +58,19 @@ def list_() -> Any:
 @name_option
 @click.option("--sku", type=click.Choice(SKUS, case_sensitive=False), help="The registry's tier.")
 @click.option(
-    "--admin-enabled", type=TRUE_FALSE, help="Enable the admin user (username = registry name)."
+    "--admin-enabled",
+    type=TRUE_FALSE,
+    is_flag=False,
+    flag_value="true",
+    help="Enable the admin user (username = registry name); alone it means true.",
 )
-@click.option("--anonymous-pull-enabled", type=TRUE_FALSE, help="Allow pulls without credentials.")
+@click.option(
+    "--anonymous-pull-enabled",
+    type=TRUE_FALSE,
+    is_flag=False,
+    flag_value="true",
+    help="Allow pulls without credentials; alone it means true (as az acr update).",
+)
 @click.option(
     "--default-action",
     type=click.Choice(["Allow", "Deny"], case_sensitive=False),

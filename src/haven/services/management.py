@@ -394,9 +394,20 @@ class ManagementService:
     # Role assignments ------------------------------------------------------------
 
     async def parse_scope(self, value: str) -> Scope:
+        """`/`, `REGISTRY`, `REGISTRY/repo/path`, or a registry's resource id as
+        `haven show` prints it (`…/registries/NAME[/repositories/repo/path]`), so that
+        `--scope $(haven show -n R --query id -o tsv)` works as with az."""
         value = value.strip()
         if value in ("", "/"):
             return Scope(None, None)
+        if "/registries/" in f"/{value.strip('/')}":
+            tail = f"/{value.strip('/')}".rsplit("/registries/", 1)[1]
+            registry_name, _, rest = tail.partition("/")
+            value = registry_name + (
+                "/" + rest.removeprefix("repositories/") if rest.startswith("repositories/") else ""
+            )
+            if rest and not rest.startswith("repositories/"):
+                raise bad_request(f"scope {value[:100]!r} names no registry or repository")
         registry_name, _, repository = value.strip("/").partition("/")
         registry = await self._store.registry(registry_name)
         if registry is None:

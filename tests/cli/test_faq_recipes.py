@@ -1,0 +1,172 @@
+"""The FAQ's access recipes, verbatim with `az acr` replaced by `haven`.
+
+Each recipe runs the CLI in a subprocess against a real `haven serve`, the way an
+operator following the FAQ would type it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from .test_against_server import OWNER_PASSWORD, Profile, Server, haven_serve
+
+USER_PASSWORD = "faq-user-Password-1"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with haven_serve(tmp_path_factory.mktemp("faq-serve")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def owner(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Profile:
+    profile = Profile(tmp_path_factory.mktemp("faq-owner"))
+    done = profile("account", "login", "--server", server.url, "-u", "owner", "-p", OWNER_PASSWORD)
+    assert done.returncode == 0, done.stderr
+    # The FAQ's registry, as `az acr create` would make it.
+    profile.json("create", "-n", "myRegistry", "--sku", "Standard")
+    return profile
+
+
+def _login_server(owner: Profile, server: Server) -> str:
+    return str(owner.json("show", "-n", "myRegistry")["loginServer"])
+
+
+def _push_image(server: Server, host: str, repository: str) -> str:
+    """Push a one-layer image through the registry's login server; returns its digest."""
+    auth = ("owner", OWNER_PASSWORD)
+    headers = {"Host": host}
+    with httpx.Client(base_url=server.url, auth=auth, headers=headers, timeout=30) as http:
+        config, layer = b"{}", b"faq layer"
+        for blob in (config, layer):
+            digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+            pushed = http.post(f"/v2/{repository}/blobs/uploads/?digest={digest}", content=blob)
+            assert pushed.status_code == 201, pushed.text
+        manifest = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {
+                    "mediaType": "application/vnd.oci.image.config.v1+json",
+                    "digest": "sha256:" + hashlib.sha256(config).hexdigest(),
+                    "size": len(config),
+                },
+                "layers": [
+                    {
+                        "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                        "digest": "sha256:" + hashlib.sha256(layer).hexdigest(),
+                        "size": len(layer),
+                    }
+                ],
+            }
+        ).encode()
+        put = http.put(
+            f"/v2/{repository}/manifests/latest",
+            content=manifest,
+            headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
+        )
+        assert put.status_code == 201, put.text
+        return str(put.headers["docker-content-digest"])
+
+
+def test_credential_show_prints_the_admin_users_two_passwords(owner: Profile) -> None:
+    refused = owner("credential", "show", "-n", "myRegistry")
+    assert "Run 'haven registry update -n myregistry --admin-enabled true'" in refused.error()
+
+    owner.json("update", "-n", "myRegistry", "--admin-enabled", "true")
+    shown: dict[str, Any] = owner.json("credential", "show", "-n", "myRegistry")
+    assert shown["username"] == "myregistry"
+    assert [p["name"] for p in shown["passwords"]] == ["password", "password2"]
+
+
+def test_role_assignment_on_the_registrys_resource_id_lets_a_user_pull_but_not_manage(
+    owner: Profile, server: Server, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    owner.json("identity", "create", "--name", "user@example.com", "--password", USER_PASSWORD)
+    sp = owner.json("ad", "sp", "create-for-rbac", "--name", "faq-pipeline")
+    resource_id = owner("show", "-n", "myRegistry", "--query", "id", "-o", "tsv").stdout.strip()
+
+    for assignee in ("user@example.com", sp["appId"]):
+        done = owner(
+            "role", "assignment", "create",
+            "--scope", resource_id, "--role", "AcrPull", "--assignee", assignee,
+        )  # fmt: skip
+        assert done.json()["scope"] == "myregistry"
+
+    host = _login_server(owner, server)
+    _push_image(server, host, "hello-world")
+    user = Profile(tmp_path_factory.mktemp("faq-user"))
+    assert user("account", "login", "--server", server.url, "-u", "user@example.com",
+                "-p", USER_PASSWORD).returncode == 0  # fmt: skip
+    with httpx.Client(base_url=server.url, headers={"Host": host}, timeout=30) as http:
+        pulled = http.get(
+            "/v2/hello-world/manifests/latest", auth=("user@example.com", USER_PASSWORD)
+        )
+        assert pulled.status_code == 200
+        pushed = http.post(
+            "/v2/hello-world/blobs/uploads/", auth=("user@example.com", USER_PASSWORD)
+        )
+        assert pushed.status_code == 403
+    # "With AcrPull or AcrPush alone, the assignee cannot manage the registry resource."
+    assert user.json("list") == []
+    assert "does not have authorization" in user("show", "-n", "myRegistry").error()
+
+
+def test_login_writes_docker_credentials_for_the_login_server(
+    owner: Profile, server: Server
+) -> None:
+    done = owner("login", "-n", "myRegistry")
+    assert done.returncode == 0, done.stderr
+    assert "Login Succeeded" in done.stdout
+    host = _login_server(owner, server)
+    user, password = owner.docker_auth(host)
+    assert user == "00000000-0000-0000-0000-000000000000"
+    with httpx.Client(base_url=server.url, headers={"Host": host}, timeout=30) as http:
+        assert http.get("/v2/", auth=(user, password)).status_code == 200
+
+
+def test_update_anonymous_pull_enabled_opens_pulls_and_false_closes_them(
+    owner: Profile, server: Server
+) -> None:
+    host = _login_server(owner, server)
+    _push_image(server, host, "public/hello")
+    url = "/v2/public/hello/manifests/latest"
+    with httpx.Client(base_url=server.url, headers={"Host": host}, timeout=30) as anonymous:
+        assert anonymous.get(url).status_code == 401
+
+        enabled = owner.json("update", "--name", "myregistry", "--anonymous-pull-enabled")
+        assert enabled["anonymousPullEnabled"] is True
+        assert anonymous.get(url).status_code == 200
+        assert anonymous.post("/v2/public/hello/blobs/uploads/").status_code == 401
+        assert anonymous.get("/v2/_catalog").status_code == 401
+
+        owner.json("update", "--name", "myregistry", "--anonymous-pull-enabled", "false")
+        assert anonymous.get(url).status_code == 401
+
+
+def test_anonymous_pull_is_refused_on_the_basic_sku(owner: Profile) -> None:
+    owner.json("create", "-n", "basicRegistry", "--sku", "Basic")
+    refused = owner("update", "--name", "basicregistry", "--anonymous-pull-enabled")
+    assert "Standard and Premium" in refused.error()
+
+
+def test_basic_auth_header_of_the_admin_user_works_for_pull(owner: Profile, server: Server) -> None:
+    owner.json("update", "-n", "myRegistry", "--admin-enabled", "true")
+    shown = owner.json("credential", "show", "-n", "myRegistry")
+    password = shown["passwords"][0]["value"]
+    host = _login_server(owner, server)
+    _push_image(server, host, "admin/pull")
+    basic = base64.b64encode(f"myregistry:{password}".encode()).decode()
+    with httpx.Client(base_url=server.url, headers={"Host": host}, timeout=30) as http:
+        got = http.get(
+            "/v2/admin/pull/manifests/latest", headers={"Authorization": f"Basic {basic}"}
+        )
+        assert got.status_code == 200
