@@ -26,9 +26,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def settings(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
     url = request.getfixturevalue("postgres_database") if backend == "postgresql" else None
-    return Settings(
-        data_dir=tmp_path / "data", database_url=url, bootstrap_password=OWNER_PASSWORD
-    )
+    return Settings(data_dir=tmp_path / "data", database_url=url, bootstrap_password=OWNER_PASSWORD)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ media types, descriptors, the blob upload flow and the error body format.
 from __future__ import annotations
 
 import base64
-
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence

@@ -31,7 +31,7 @@ ROLES: dict[str, frozenset[str]] = {
     "Reader": frozenset({READ, META_READ, CATALOG, MANAGE_READ}),
     "AcrPull": frozenset({READ, META_READ, CATALOG}),
     "AcrPush": frozenset({READ, META_READ, CATALOG, WRITE, META_WRITE}),
-    "AcrDelete": frozenset({DELETE, META_READ}),
+    "AcrDelete": frozenset({DELETE}),
     "AcrImageSigner": frozenset({SIGN}),
     "AcrQuarantineReader": frozenset({READ, META_READ, QUARANTINE_READ}),
     "AcrQuarantineWriter": frozenset({META_READ, QUARANTINE_READ, QUARANTINE_WRITE}),
@@ -59,14 +59,22 @@ def role_named(name: str) -> str | None:
     return None
 
 
+# What a principal must hold for the token service to grant each docker scope action:
+# ACR's content/read is enough for `pull` and content/write for `push`. The grant never
+# widens anything: every request is still checked against what the caller holds.
+_DOCKER_SCOPE_NEEDS: dict[str, frozenset[str]] = {
+    "pull": frozenset({READ}),
+    "push": frozenset({WRITE}),
+    "delete": frozenset({DELETE}),
+    "metadata_read": frozenset({META_READ}),
+    "metadata_write": frozenset({META_WRITE}),
+    "*": frozenset(TOKEN_ACTIONS),
+}
+
+
 def docker_actions(granted: frozenset[str], requested: list[str]) -> list[str]:
-    """The requested docker scope actions that `granted` fully covers."""
-    out = []
-    for action in requested:
-        needed = DOCKER_SCOPE_ACTIONS.get(action)
-        if needed is not None and needed <= granted:
-            out.append(action)
-    return out
+    """The requested docker scope actions that `granted` covers."""
+    return [a for a in requested if a in _DOCKER_SCOPE_NEEDS and _DOCKER_SCOPE_NEEDS[a] <= granted]
 
 
 def from_docker_actions(actions: list[str]) -> frozenset[str]:

@@ -33,6 +33,7 @@ ACCESS_TOKEN_SECONDS = 300
 REGISTRY_REFRESH_SECONDS = 3 * 3600
 MANAGEMENT_REFRESH_SECONDS = 30 * 24 * 3600
 CATALOG_RESOURCE = ("registry", "catalog")
+LOGIN_CACHE_MS = 300_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +70,7 @@ class Caller:
 @dataclass(slots=True)
 class _Caches:
     epoch: int
-    logins: dict[str, Principal] = field(default_factory=dict)
+    logins: dict[str, tuple[Principal, int]] = field(default_factory=dict)
     versions: dict[str, int | None] = field(default_factory=dict)
     registries: dict[int, RegistryRecord | None] = field(default_factory=dict)
     permissions: dict[tuple[str, int, str], frozenset[str]] = field(default_factory=dict)
@@ -153,32 +154,45 @@ class AccessService:
         management when `registry_id` is None. Raises Unauthorized."""
         caches = await self._current()
         key = _login_key(registry_id or 0, username, password)
-        found = caches.logins.get(key)
-        if found is not None:
-            return found
-        principal = await self._login(caches, registry_id, username, password)
-        if principal is None:
+        cached = caches.logins.get(key)
+        if cached is not None and cached[1] > now_ms():
+            return cached[0]
+        found = await self._login(registry_id, username, password)
+        if found is None:
             raise Unauthorized("incorrect username or password")
+        principal, expires_at = found
         if caches is self._caches:
-            caches.logins[key] = principal
+            # Remembered until the secret expires, and never for long: a credential
+            # that lapses stops working even if nothing else changes.
+            caches.logins[key] = (principal, min(expires_at or 2**62, now_ms() + LOGIN_CACHE_MS))
         return principal
 
     async def _login(
-        self, caches: _Caches, registry_id: int | None, username: str, password: str
-    ) -> Principal | None:
+        self, registry_id: int | None, username: str, password: str
+    ) -> tuple[Principal, int | None] | None:
+        """The principal and when its secret expires; None when nothing matches.
+
+        A registry's admin user and its repository tokens are tried before identities,
+        but never shadow them: when their password does not match, the identity of
+        that name still may.
+        """
         if username == REFRESH_USERNAME:
             audience = MANAGEMENT if registry_id is None else await self._audience(registry_id)
             try:
-                return await self.from_token(password, audience, "refresh")
+                return await self.from_token(password, audience, "refresh"), None
             except Unauthorized:
                 return None
         if registry_id is not None:
             registry = await self.registry(registry_id)
             if registry is not None and username.lower() == registry.name:
-                return await self._admin_login(registry, password)
+                admin = await self._admin_login(registry, password)
+                if admin is not None:
+                    return admin, None
             token = await self._store.token(registry_id, username)
             if token is not None:
-                return await self._token_login(token.id, token.name, registry_id, password)
+                found = await self._token_login(token.id, token.name, registry_id, password)
+                if found is not None:
+                    return found
         identity = await self._store.identity(username)
         if identity is None:
             return None
@@ -187,7 +201,8 @@ class AccessService:
             if credential.expires_at is not None and credential.expires_at <= now:
                 continue
             if await asyncio.to_thread(verify_secret, credential.hash, password):
-                return Principal("identity", identity.id, identity.name, identity.version)
+                principal = Principal("identity", identity.id, identity.name, identity.version)
+                return principal, credential.expires_at
         return None
 
     async def _admin_login(self, registry: RegistryRecord, password: str) -> Principal | None:
@@ -202,7 +217,7 @@ class AccessService:
 
     async def _token_login(
         self, token_id: str, name: str, registry_id: int, password: str
-    ) -> Principal | None:
+    ) -> tuple[Principal, int | None] | None:
         token = await self._store.token_by_id(token_id)
         if token is None or token.status != "enabled":
             return None
@@ -211,7 +226,8 @@ class AccessService:
             if stored.expires_at is not None and stored.expires_at <= now:
                 continue
             if await asyncio.to_thread(verify_secret, stored.hash, password):
-                return Principal("token", token_id, name, token.version, registry_id)
+                principal = Principal("token", token_id, name, token.version, registry_id)
+                return principal, stored.expires_at
         return None
 
     async def _audience(self, registry_id: int) -> str:

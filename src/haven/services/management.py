@@ -338,7 +338,7 @@ class ManagementService:
             raise bad_request("password must be 12 to 256 characters")
         stamp = now_ms()
         identity = IdentityRecord(str(uuid.uuid4()), name, kind, 1, stamp)
-        credential = self._credential(identity.id, body, password, stamp)
+        credential = await asyncio.to_thread(self._credential, identity.id, body, password, stamp)
         if not await self._store.create_identity(identity, credential):
             raise ApiError(409, "AlreadyInUse", f"an identity named {name} exists already")
         return {
@@ -606,6 +606,10 @@ class ManagementService:
     ) -> dict[str, Any]:
         found = await self.registry(caller, registry, roles.MANAGE_WRITE)
         name = _object_name(body, "token")
+        status = _status(body.get("status", "enabled"))
+        days = _expiration_days(body.get("expirationInDays"))
+        if await self._store.token(found.id, name) is not None:
+            raise ApiError(409, "AlreadyInUse", f"a token named {name} exists already")
         if body.get("scopeMap"):
             scope_map = await self._scope_map(found.id, _string(body, "scopeMap"))
         elif body.get("actions"):
@@ -623,7 +627,6 @@ class ManagementService:
                 raise ApiError(409, "AlreadyInUse", f"scope map {scope_map.name} exists already")
         else:
             raise bad_request("give a scopeMap, or actions to build one from")
-        status = _status(body.get("status", "enabled"))
         token = TokenRecord(
             str(uuid.uuid4()), found.id, name, scope_map.id, scope_map.name, status, 1, now_ms()
         )
@@ -631,7 +634,7 @@ class ManagementService:
             raise ApiError(409, "AlreadyInUse", f"a token named {name} exists already")
         new: dict[str, str] = {}
         if body.get("generatePasswords", True):
-            new = await self._set_token_passwords(token, None, body.get("expirationInDays"))
+            new = await self._set_token_passwords(token, None, days)
         self._access.changed()
         return await self._token_json(token, new)
 
@@ -661,7 +664,9 @@ class ManagementService:
         which = body.get("name")
         if which is not None and which not in TOKEN_PASSWORD_NAMES:
             raise bad_request("name must be password1 or password2 (or absent for both)")
-        new = await self._set_token_passwords(token, which, body.get("expirationInDays"))
+        new = await self._set_token_passwords(
+            token, which, _expiration_days(body.get("expirationInDays"))
+        )
         self._access.changed()
         described = await self._token_json(token, new)
         credentials = described["credentials"]
@@ -669,12 +674,8 @@ class ManagementService:
         return dict(credentials)
 
     async def _set_token_passwords(
-        self, token: TokenRecord, which: str | None, days: Any
+        self, token: TokenRecord, which: str | None, days: int | None
     ) -> dict[str, str]:
-        if days is not None and (
-            not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 3650
-        ):
-            raise bad_request("expirationInDays must be a whole number from 1 to 3650")
         stamp = now_ms()
         expires = None if days is None else stamp + days * DAY_MS
         names = TOKEN_PASSWORD_NAMES if which is None else (which,)
@@ -768,6 +769,14 @@ def _actions(value: Any, allow_empty: bool = False) -> tuple[str, ...]:
                 raise bad_request(f"invalid repository in {entry[:100]!r}: {exc.message}") from None
         out.append(entry)
     return tuple(dict.fromkeys(out))
+
+
+def _expiration_days(value: Any) -> int | None:
+    if value is not None and (
+        not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 3650
+    ):
+        raise bad_request("expirationInDays must be a whole number from 1 to 3650")
+    return value
 
 
 def _address_range(value: str) -> str:

@@ -57,7 +57,7 @@ def parse_authorization(value: str | None) -> Credentials | None:
     if scheme.lower() == "basic" and rest:
         try:
             decoded = base64.b64decode(rest, validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
+        except (binascii.Error, ValueError):  # ValueError: non-ASCII or undecodable
             raise Unauthorized("malformed Basic credentials") from None
         username, sep, password = decoded.partition(":")
         if not sep:
