@@ -34,8 +34,19 @@ from haven.store.access import (
     TokenRecord,
 )
 from haven.store.metadata import now_ms
+from haven.store.repositories import RepositoryStore
 
 SKUS = ("Basic", "Standard", "Premium")
+GIB = 1024**3
+# What each SKU includes, as ACR's service tiers (-1: no limit).
+SKU_LIMITS: dict[str, dict[str, int]] = {
+    "Basic": {"Size": 10 * GIB, "Webhooks": 2, "Geo-replications": 0, "IPRules": 0,
+              "Tokens": 100, "ScopeMaps": 100},
+    "Standard": {"Size": 100 * GIB, "Webhooks": 10, "Geo-replications": 0, "IPRules": 0,
+                 "Tokens": 500, "ScopeMaps": 500},
+    "Premium": {"Size": 500 * GIB, "Webhooks": 500, "Geo-replications": -1, "IPRules": 200,
+                "Tokens": 50_000, "ScopeMaps": 50_000},
+}  # fmt: skip
 _REGISTRY_NAME = re.compile(r"^[a-zA-Z0-9]{5,50}$")
 _OBJECT_NAME = re.compile(r"^[a-zA-Z0-9-]{5,50}$")
 _IDENTITY_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._@-]{0,127}$")
@@ -258,6 +269,33 @@ class ManagementService:
         await self._renew_admin(registry.id, password_name)
         self._access.changed()
         return await self.credentials(caller, name)
+
+    async def usages(
+        self, caller: Principal, name: str, repositories: RepositoryStore
+    ) -> dict[str, Any]:
+        """ACR's `listUsages`: what the registry uses against its SKU's limits."""
+        registry = await self.registry(caller, name, roles.MANAGE_READ)
+        counts = await repositories.counts(registry.id)
+        current = {
+            "Size": await repositories.usage_bytes(registry.id),
+            "Webhooks": 0,
+            "Geo-replications": 0,
+            "IPRules": counts["ip_rules"],
+            "Tokens": counts["tokens"],
+            "ScopeMaps": counts["scope_maps"],
+        }
+        limits = SKU_LIMITS[registry.sku]
+        return {
+            "value": [
+                {
+                    "name": row,
+                    "limit": limits[row],
+                    "currentValue": value,
+                    "unit": "Bytes" if row == "Size" else "Count",
+                }
+                for row, value in current.items()
+            ]
+        }
 
     # Network rules ---------------------------------------------------------------
 

@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
-from haven.errors import DigestInvalid, ManifestUnknown, NameUnknown
+import orjson
+
+from haven.errors import Denied, DigestInvalid, ManifestUnknown, NameUnknown
 from haven.oci.digest import digest_bytes, is_digest, parse_digest
 from haven.oci.manifest import ParsedManifest, parse_manifest
 from haven.oci.names import validate_tag
+from haven.store.content import BlobStore
 from haven.store.metadata import MetadataStore, Referrer, StoredManifest
 
 # Below this size, hashing and parsing on the event loop is cheaper than a thread hop.
@@ -28,9 +32,33 @@ def _digest_and_parse(
     return digest_bytes(body, algorithm), parse_manifest(body, content_type)
 
 
+IMAGE_CONFIGS = {
+    "application/vnd.oci.image.config.v1+json",
+    "application/vnd.docker.container.image.v1+json",
+}
+MAX_CONFIG_BYTES = 1024 * 1024
+
+
+def _read_platform(path: Path) -> tuple[str | None, str | None]:
+    """An image config's architecture and os (for ACR's manifest listing)."""
+    try:
+        with open(path, "rb") as handle:
+            config = orjson.loads(handle.read(MAX_CONFIG_BYTES + 1))
+    except (OSError, orjson.JSONDecodeError):
+        return None, None
+    if not isinstance(config, dict):
+        return None, None
+    arch, system = config.get("architecture"), config.get("os")
+    return (
+        arch[:64] if isinstance(arch, str) else None,
+        system[:64] if isinstance(system, str) else None,
+    )
+
+
 class ManifestService:
-    def __init__(self, metadata: MetadataStore, pool: ThreadPoolExecutor) -> None:
+    def __init__(self, metadata: MetadataStore, store: BlobStore, pool: ThreadPoolExecutor) -> None:
         self._metadata = metadata
+        self._store = store
         self._pool = pool
 
     async def get(self, registry_id: int, repository: str, reference: str) -> StoredManifest:
@@ -44,6 +72,16 @@ class ManifestService:
             if not await self._metadata.repository_exists(registry_id, repository):
                 raise NameUnknown(f"repository {repository} is not known to this registry")
             raise ManifestUnknown(f"manifest {reference} is not in repository {repository}")
+        if found.read_locked_by is not None:
+            what = {
+                "tag": f"tag {repository}:{reference}",
+                "repository": f"repository {repository}",
+            }
+            raise Denied(
+                f"{what.get(found.read_locked_by, f'manifest {repository}@{found.digest}')} "
+                "is locked: readEnabled is false",
+                detail={"locked": found.read_locked_by, "attribute": "readEnabled"},
+            )
         return found
 
     async def put(
@@ -69,7 +107,19 @@ class ManifestService:
             raise DigestInvalid(
                 f"manifest bytes have digest {digest}, not {reference}; nothing was stored"
             )
-        await self._metadata.put_manifest(registry_id, repository, digest, manifest, body, tag)
+        platform: tuple[str | None, str | None] = (None, None)
+        config = manifest.config
+        if (
+            config is not None
+            and config.media_type in IMAGE_CONFIGS
+            and config.size <= MAX_CONFIG_BYTES
+        ):
+            loop = asyncio.get_running_loop()
+            path = self._store.local_path(config.digest)
+            platform = await loop.run_in_executor(self._pool, _read_platform, path)
+        await self._metadata.put_manifest(
+            registry_id, repository, digest, manifest, body, tag, platform
+        )
         return PushedManifest(digest, manifest.subject.digest if manifest.subject else None)
 
     async def delete(self, registry_id: int, repository: str, reference: str) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from haven.errors import ManifestBlobUnknown, ManifestInvalid
+from haven.errors import Denied, ManifestBlobUnknown, ManifestInvalid
 from haven.oci.manifest import ParsedManifest
 from haven.store.db import Conn, Database
 
@@ -29,6 +29,8 @@ class StoredManifest:
     digest: str
     media_type: str
     payload: bytes
+    # Which lock forbids reading it, if any: "repository", "manifest" or "tag".
+    read_locked_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +86,18 @@ def _linked_blob_size(c: Conn, registry_id: int, repository: str, digest: str) -
     return None if value is None else int(value)
 
 
+def _locked(what: str, name: str, attribute: str) -> Denied:
+    return Denied(
+        f"{what} {name} is locked: {attribute} is false; change it with haven repository update",
+        detail={"locked": what, "attribute": attribute},
+    )
+
+
+def _require_writable(c: Conn, repository_id: int, repository: str) -> None:
+    if not c.value("SELECT write_enabled FROM repositories WHERE id = ?", repository_id):
+        raise _locked("repository", repository, "writeEnabled")
+
+
 def _link_blob(c: Conn, repository_id: int, digest: str, size: int) -> None:
     stamp = now_ms()
     c.exec(
@@ -137,13 +151,32 @@ class MetadataStore:
     async def blob_size_in_repository(
         self, registry_id: int, repository: str, digest: str
     ) -> int | None:
-        """The blob's size if `repository` may read it, else None."""
+        """The blob's size if `repository` may read it, else None; Denied when the
+        repository is locked against reads."""
 
-        return await self.db.read(lambda c: _linked_blob_size(c, registry_id, repository, digest))
+        def work(c: Conn) -> int | None:
+            row = c.one(
+                "SELECT b.size, r.read_enabled FROM repositories r "
+                "JOIN repository_blobs rb ON rb.repository_id = r.id "
+                "JOIN blobs b ON b.digest = rb.digest "
+                "WHERE r.registry_id = ? AND r.name = ? AND rb.digest = ?",
+                registry_id,
+                repository,
+                digest,
+            )
+            if row is None:
+                return None
+            if not row[1]:
+                raise _locked("repository", repository, "readEnabled")
+            return int(row[0])
+
+        return await self.db.read(work)
 
     async def link_blob(self, registry_id: int, repository: str, digest: str, size: int) -> None:
         def work(c: Conn) -> None:
-            _link_blob(c, _ensure_repository(c, registry_id, repository), digest, size)
+            repository_id = _ensure_repository(c, registry_id, repository)
+            _require_writable(c, repository_id, repository)
+            _link_blob(c, repository_id, digest, size)
 
         await self.db.write(work)
 
@@ -153,7 +186,9 @@ class MetadataStore:
         """Link a verified, published blob and forget its upload, in one transaction."""
 
         def work(c: Conn) -> None:
-            _link_blob(c, _ensure_repository(c, registry_id, repository), digest, size)
+            repository_id = _ensure_repository(c, registry_id, repository)
+            _require_writable(c, repository_id, repository)
+            _link_blob(c, repository_id, digest, size)
             c.exec("DELETE FROM uploads WHERE id = ?", upload_id)
 
         await self.db.write(work)
@@ -181,7 +216,9 @@ class MetadataStore:
                 )
             if size is None:
                 return False
-            _link_blob(c, _ensure_repository(c, registry_id, repository), digest, int(size))
+            repository_id = _ensure_repository(c, registry_id, repository)
+            _require_writable(c, repository_id, repository)
+            _link_blob(c, repository_id, digest, int(size))
             return True
 
         return await self.db.write(work)
@@ -205,15 +242,19 @@ class MetadataStore:
     # Uploads ---------------------------------------------------------------------
 
     async def create_upload(self, upload_id: str, registry_id: int, repository: str) -> None:
-        await self.db.write(
-            lambda c: c.exec(
+        def work(c: Conn) -> None:
+            repository_id = _repository_id(c, registry_id, repository)
+            if repository_id is not None:
+                _require_writable(c, repository_id, repository)
+            c.exec(
                 "INSERT INTO uploads (id, registry_id, repository, created_at) VALUES (?, ?, ?, ?)",
                 upload_id,
                 registry_id,
                 repository,
                 now_ms(),
             )
-        )
+
+        await self.db.write(work)
 
     async def get_upload(self, upload_id: str) -> Upload | None:
         row = await self.db.read(
@@ -233,13 +274,14 @@ class MetadataStore:
     ) -> StoredManifest | None:
         if by_digest:
             sql = (
-                "SELECT m.digest, m.media_type, m.payload FROM repositories r "
-                "JOIN manifests m ON m.repository_id = r.id "
+                "SELECT m.digest, m.media_type, m.payload, r.read_enabled, m.read_enabled, 1 "
+                "FROM repositories r JOIN manifests m ON m.repository_id = r.id "
                 "WHERE r.registry_id = ? AND r.name = ? AND m.digest = ?"
             )
         else:
             sql = (
-                "SELECT m.digest, m.media_type, m.payload FROM repositories r "
+                "SELECT m.digest, m.media_type, m.payload, r.read_enabled, m.read_enabled, "
+                "t.read_enabled FROM repositories r "
                 "JOIN tags t ON t.repository_id = r.id "
                 "JOIN manifests m ON m.repository_id = r.id AND m.digest = t.manifest_digest "
                 "WHERE r.registry_id = ? AND r.name = ? AND t.name = ?"
@@ -247,7 +289,9 @@ class MetadataStore:
         row = await self.db.read(lambda c: c.one(sql, registry_id, repository, reference))
         if row is None:
             return None
-        return StoredManifest(str(row[0]), str(row[1]), bytes(row[2]))
+        levels = zip(("repository", "manifest", "tag"), row[3:6], strict=True)
+        locked = next((what for what, ok in levels if not ok), None)
+        return StoredManifest(str(row[0]), str(row[1]), bytes(row[2]), locked)
 
     async def repository_exists(self, registry_id: int, repository: str) -> bool:
         return await self.db.read(lambda c: _repository_id(c, registry_id, repository)) is not None
@@ -260,17 +304,29 @@ class MetadataStore:
         manifest: ParsedManifest,
         payload: bytes,
         tag: str | None,
+        platform: tuple[str | None, str | None] = (None, None),
     ) -> None:
         """Store a manifest (and move `tag` to it) once everything it names is present.
 
-        Raises ManifestBlobUnknown naming the first missing blob or child manifest, and
-        ManifestInvalid when a descriptor's size disagrees with what is stored. The
-        checks and the write happen in one transaction.
+        Raises ManifestBlobUnknown naming the first missing blob or child manifest,
+        ManifestInvalid when a descriptor's size disagrees with what is stored, and
+        Denied when the repository or the tag is locked against writes. The checks and
+        the write happen in one transaction.
         """
         annotations = orjson.dumps(manifest.annotations).decode() if manifest.annotations else None
 
         def work(c: Conn) -> None:
             repository_id = _ensure_repository(c, registry_id, repository)
+            _require_writable(c, repository_id, repository)
+            if tag is not None:
+                current = c.one(
+                    "SELECT manifest_digest, write_enabled FROM tags "
+                    "WHERE repository_id = ? AND name = ?",
+                    repository_id,
+                    tag,
+                )
+                if current is not None and not current[1] and current[0] != digest:
+                    raise _locked("tag", f"{repository}:{tag}", "writeEnabled")
             references: list[tuple[int, str]] = []
             for blob in manifest.blobs:
                 size = c.value(
@@ -312,8 +368,9 @@ class MetadataStore:
             stamp = now_ms()
             c.exec(
                 "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, "
-                "subject_digest, annotations, size, payload, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "subject_digest, annotations, size, payload, created_at, updated_at, "
+                "config_media_type, architecture, os) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (repository_id, digest) DO NOTHING",
                 repository_id,
                 digest,
@@ -324,7 +381,12 @@ class MetadataStore:
                 len(payload),
                 payload,
                 stamp,
+                stamp,
+                manifest.config.media_type if manifest.config else None,
+                platform[0],
+                platform[1],
             )
+            c.exec("UPDATE repositories SET updated_at = ? WHERE id = ?", stamp, repository_id)
             manifest_id = c.value(
                 "SELECT id FROM manifests WHERE repository_id = ? AND digest = ?",
                 repository_id,
@@ -337,49 +399,80 @@ class MetadataStore:
             )
             if tag is not None:
                 c.exec(
-                    "INSERT INTO tags (repository_id, name, manifest_digest, updated_at) "
-                    "VALUES (?, ?, ?, ?) ON CONFLICT (repository_id, name) DO UPDATE SET "
-                    "manifest_digest = excluded.manifest_digest, updated_at = excluded.updated_at",
+                    "INSERT INTO tags (repository_id, name, manifest_digest, updated_at, "
+                    "created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (repository_id, name) "
+                    "DO UPDATE SET manifest_digest = excluded.manifest_digest, "
+                    "updated_at = excluded.updated_at",
                     repository_id,
                     tag,
                     digest,
+                    stamp,
                     stamp,
                 )
 
         await self.db.write(work)
 
     async def delete_manifest(self, registry_id: int, repository: str, digest: str) -> bool:
-        """Delete a manifest and every tag pointing at it."""
+        """Delete a manifest and every tag pointing at it; Denied when the repository,
+        the manifest or one of those tags is locked against deletion."""
 
         def work(c: Conn) -> bool:
-            repository_id = _repository_id(c, registry_id, repository)
-            if repository_id is None:
+            row = c.one(
+                "SELECT r.id, r.delete_enabled, m.delete_enabled FROM repositories r "
+                "JOIN manifests m ON m.repository_id = r.id "
+                "WHERE r.registry_id = ? AND r.name = ? AND m.digest = ?",
+                registry_id,
+                repository,
+                digest,
+            )
+            if row is None:
                 return False
+            repository_id = int(row[0])
+            if not row[1]:
+                raise _locked("repository", repository, "deleteEnabled")
+            if not row[2]:
+                raise _locked("manifest", f"{repository}@{digest}", "deleteEnabled")
+            locked_tag = c.value(
+                "SELECT name FROM tags WHERE repository_id = ? AND manifest_digest = ? "
+                "AND delete_enabled = 0 LIMIT 1",
+                repository_id,
+                digest,
+            )
+            if locked_tag is not None:
+                raise _locked("tag", f"{repository}:{locked_tag}", "deleteEnabled")
             c.exec(
                 "DELETE FROM tags WHERE repository_id = ? AND manifest_digest = ?",
                 repository_id,
                 digest,
             )
-            return (
-                c.exec(
-                    "DELETE FROM manifests WHERE repository_id = ? AND digest = ?",
-                    repository_id,
-                    digest,
-                )
-                > 0
+            c.exec(
+                "DELETE FROM manifests WHERE repository_id = ? AND digest = ?",
+                repository_id,
+                digest,
             )
+            c.exec("UPDATE repositories SET updated_at = ? WHERE id = ?", now_ms(), repository_id)
+            return True
 
         return await self.db.write(work)
 
     async def delete_tag(self, registry_id: int, repository: str, tag: str) -> bool:
         def work(c: Conn) -> bool:
-            repository_id = _repository_id(c, registry_id, repository)
-            if repository_id is None:
-                return False
-            return (
-                c.exec("DELETE FROM tags WHERE repository_id = ? AND name = ?", repository_id, tag)
-                > 0
+            row = c.one(
+                "SELECT r.id, r.delete_enabled, t.delete_enabled FROM repositories r "
+                "JOIN tags t ON t.repository_id = r.id "
+                "WHERE r.registry_id = ? AND r.name = ? AND t.name = ?",
+                registry_id,
+                repository,
+                tag,
             )
+            if row is None:
+                return False
+            if not row[1]:
+                raise _locked("repository", repository, "deleteEnabled")
+            if not row[2]:
+                raise _locked("tag", f"{repository}:{tag}", "deleteEnabled")
+            c.exec("DELETE FROM tags WHERE repository_id = ? AND name = ?", int(row[0]), tag)
+            return True
 
         return await self.db.write(work)
 
@@ -388,15 +481,23 @@ class MetadataStore:
     async def list_tags(
         self, registry_id: int, repository: str, last: str | None, limit: int
     ) -> list[str] | None:
-        """Up to `limit` tags after `last`, sorted; None if the repository is unknown."""
+        """Up to `limit` listable tags after `last`, sorted; None if the repository is
+        unknown; Denied when the repository is locked against listing."""
 
         def work(c: Conn) -> list[str] | None:
-            repository_id = _repository_id(c, registry_id, repository)
-            if repository_id is None:
+            row = c.one(
+                "SELECT id, list_enabled FROM repositories WHERE registry_id = ? AND name = ?",
+                registry_id,
+                repository,
+            )
+            if row is None:
                 return None
+            if not row[1]:
+                raise _locked("repository", repository, "listEnabled")
             rows = c.all(
-                "SELECT name FROM tags WHERE repository_id = ? AND name > ? ORDER BY name LIMIT ?",
-                repository_id,
+                "SELECT name FROM tags WHERE repository_id = ? AND name > ? "
+                "AND list_enabled = 1 ORDER BY name LIMIT ?",
+                int(row[0]),
                 last or "",
                 limit,
             )
@@ -408,7 +509,7 @@ class MetadataStore:
         rows = await self.db.read(
             lambda c: c.all(
                 "SELECT name FROM repositories WHERE registry_id = ? AND name > ? "
-                "ORDER BY name LIMIT ?",
+                "AND list_enabled = 1 ORDER BY name LIMIT ?",
                 registry_id,
                 last or "",
                 limit,

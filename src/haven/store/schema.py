@@ -28,6 +28,14 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
+LOCK_COLUMNS = ("write_enabled", "delete_enabled", "read_enabled", "list_enabled")
+
+
+def _locks() -> list[Column]:  # type: ignore[type-arg]
+    """ACR's lock attributes: each true unless switched off (see services/locks.py)."""
+    return [Column(name, SmallInteger, nullable=False, server_default="1") for name in LOCK_COLUMNS]
+
+
 registries = Table(
     "registries",
     metadata,
@@ -54,6 +62,8 @@ repositories = Table(
     Column("registry_id", Integer, ForeignKey("registries.id", ondelete="CASCADE"), nullable=False),
     Column("name", String(255), nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    *_locks(),
+    Column("updated_at", BigInteger, nullable=False, server_default="0"),
     UniqueConstraint("registry_id", "name", name="uq_repositories_registry_name"),
 )
 
@@ -96,6 +106,11 @@ manifests = Table(
     Column("size", BigInteger, nullable=False),
     Column("payload", LargeBinary, nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    *_locks(),
+    Column("updated_at", BigInteger, nullable=False, server_default="0"),
+    Column("config_media_type", String(255)),
+    Column("architecture", String(64)),
+    Column("os", String(64)),
     UniqueConstraint("repository_id", "digest", name="uq_manifests_repository_digest"),
     Index("ix_manifests_subject", "repository_id", "subject_digest"),
 )
@@ -127,6 +142,8 @@ tags = Table(
     Column("name", String(128), primary_key=True),
     Column("manifest_digest", String(200), nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    *_locks(),
+    Column("created_at", BigInteger, nullable=False, server_default="0"),
     Index("ix_tags_manifest", "repository_id", "manifest_digest"),
 )
 

@@ -21,6 +21,7 @@ from haven.auth import roles
 from haven.errors import ApiError, Unauthorized
 from haven.services.access import MANAGEMENT, AccessService, Principal
 from haven.services.management import ManagementService
+from haven.store.repositories import RepositoryStore
 from haven.web.auth import FailedLogins, parse_authorization
 
 MAX_BODY = 256 * 1024
@@ -29,6 +30,7 @@ MAX_BODY = 256 * 1024
 @dataclass(frozen=True, slots=True)
 class ApiCall:
     m: ManagementService
+    repositories: RepositoryStore
     caller: Principal
     params: dict[str, str]
     body: Any
@@ -92,6 +94,11 @@ async def update_registry(call: ApiCall) -> Any:
 @route("DELETE", f"/registries/{R}", 204)
 async def delete_registry(call: ApiCall) -> Any:
     await call.m.delete_registry(call.caller, call.params["registry"])
+
+
+@route("GET", f"/registries/{R}/usages")
+async def usages(call: ApiCall) -> Any:
+    return await call.m.usages(call.caller, call.params["registry"], call.repositories)
 
 
 @route("GET", f"/registries/{R}/credentials")
@@ -267,6 +274,7 @@ async def _caller(access: AccessService, failures: FailedLogins, request: Reques
 
 async def handle(
     management: ManagementService,
+    repositories: RepositoryStore,
     access: AccessService,
     failures: FailedLogins,
     request: Request,
@@ -283,7 +291,7 @@ async def handle(
         try:
             caller = await _caller(access, failures, request)
             params = {k: unquote(v) for k, v in found.groupdict().items()}
-            call = ApiCall(management, caller, params, await _body(request), request)
+            call = ApiCall(management, repositories, caller, params, await _body(request), request)
             result = await handler(call)
         except Unauthorized as exc:
             return error(401, "Unauthorized", exc.message)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -29,13 +30,15 @@ from haven.store.access import AccessStore
 from haven.store.content import FilesystemBlobStore
 from haven.store.db import Database
 from haven.store.metadata import MetadataStore
-from haven.web import api
+from haven.store.repositories import RepositoryStore
+from haven.web import acr, api
 from haven.web.auth import FailedLogins, authenticate, challenge, client_address, require
 from haven.web.context import Ctx
 from haven.web.oauth2 import TokenEndpoints
 from haven.web.ratelimit import RateLimiter
 from haven.web.responses import error_response
-from haven.web.v2.routes import SIGNED_IN, match
+from haven.web.v2 import routes as v2_routes
+from haven.web.v2.routes import SIGNED_IN, Endpoint
 
 log = logging.getLogger("haven")
 
@@ -57,6 +60,7 @@ class Services:
     tokens: TokenEndpoints
     management: ManagementService
     limits: RateLimiter
+    repositories: RepositoryStore
 
 
 class HavenApp:
@@ -95,12 +99,13 @@ class HavenApp:
             registries=registries,
             blobs=BlobService(self.metadata, self.content),
             uploads=UploadService(self.metadata, self.content, self.io_pool),
-            manifests=ManifestService(self.metadata, self.io_pool),
+            manifests=ManifestService(self.metadata, self.content, self.io_pool),
             listing=ListingService(self.metadata),
             access=access,
             failures=failures,
             tokens=TokenEndpoints(access, failures, registries.resolve),
             management=ManagementService(self.access_store, access, settings),
+            repositories=RepositoryStore(self.db),
             limits=RateLimiter(
                 settings.rate_limit_anonymous,
                 settings.rate_limit_principal,
@@ -138,7 +143,9 @@ class HavenApp:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
         if path.startswith("/v2"):
-            response = await self._v2(scope, receive, path)
+            response = await self._data_plane(scope, receive, path, v2_routes.match)
+        elif path.startswith("/acr/v1/"):
+            response = await self._data_plane(scope, receive, path, acr.match)
         elif path.startswith("/oauth2/"):
             response = await self._oauth2(scope, receive, path)
         elif path.startswith("/api/"):
@@ -154,7 +161,11 @@ class HavenApp:
         assert services is not None, "startup() has not run"
         try:
             return await api.handle(
-                services.management, services.access, services.failures, Request(scope, receive)
+                services.management,
+                services.repositories,
+                services.access,
+                services.failures,
+                Request(scope, receive),
             )
         except Exception:
             log.exception("unhandled error on %s %s", scope["method"], scope["path"])
@@ -186,7 +197,15 @@ class HavenApp:
             log.exception("unhandled error on %s %s", method, path)
             return error_response(RegistryError("internal error; see the server log"))
 
-    async def _v2(self, scope: Scope, receive: Receive, path: str) -> Response:
+    async def _data_plane(
+        self,
+        scope: Scope,
+        receive: Receive,
+        path: str,
+        match: Callable[[str], tuple[dict[str, Endpoint], dict[str, str]] | None],
+    ) -> Response:
+        """The distribution API and ACR's repository API: route, validate the name,
+        check network rules, authenticate, apply rate limits, authorise, handle."""
         services = self.services
         assert services is not None, "startup() has not run"
         method: str = scope["method"]
@@ -194,7 +213,7 @@ class HavenApp:
         try:
             found = match(path)
             if found is None:
-                raise NotFound(f"no distribution API endpoint at {path[:200]}")
+                raise NotFound(f"no registry API endpoint at {path[:200]}")
             methods, params = found
             endpoint = methods.get("GET" if head else method)
             if endpoint is None:

@@ -1,0 +1,357 @@
+"""Queries behind ACR's repository API (`/acr/v1/`): attributes, tag and manifest
+details, lock changes, repository deletion."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from haven.errors import Denied
+from haven.store.db import Conn, Database
+from haven.store.schema import LOCK_COLUMNS
+
+LOCK_NAMES = dict(
+    zip(("writeEnabled", "deleteEnabled", "readEnabled", "listEnabled"), LOCK_COLUMNS, strict=True)
+)
+_LOCKS_SQL = ", ".join(LOCK_COLUMNS)
+
+
+def _attributes(values: Sequence[Any]) -> dict[str, bool]:
+    return {name: bool(v) for name, v in zip(LOCK_NAMES, values, strict=True)}
+
+
+@dataclass(frozen=True, slots=True)
+class RepositoryDetail:
+    id: int
+    name: str
+    created_at: int
+    updated_at: int
+    manifest_count: int
+    tag_count: int
+    attributes: dict[str, bool]
+
+
+@dataclass(frozen=True, slots=True)
+class TagDetail:
+    name: str
+    digest: str
+    created_at: int
+    updated_at: int
+    attributes: dict[str, bool]
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestDetail:
+    digest: str
+    size: int
+    created_at: int
+    updated_at: int
+    media_type: str
+    config_media_type: str | None
+    architecture: str | None
+    os: str | None
+    tags: list[str]
+    attributes: dict[str, bool]
+
+
+def _repository(c: Conn, registry_id: int, name: str) -> RepositoryDetail | None:
+    row = c.one(
+        f"SELECT id, name, created_at, updated_at, {_LOCKS_SQL} FROM repositories "
+        "WHERE registry_id = ? AND name = ?",
+        registry_id,
+        name,
+    )
+    if row is None:
+        return None
+    repository_id = int(row[0])
+    manifests = int(
+        c.value("SELECT COUNT(*) FROM manifests WHERE repository_id = ?", repository_id)
+    )
+    tags = int(c.value("SELECT COUNT(*) FROM tags WHERE repository_id = ?", repository_id))
+    created = int(row[2])
+    return RepositoryDetail(
+        repository_id,
+        str(row[1]),
+        created,
+        int(row[3]) or created,
+        manifests,
+        tags,
+        _attributes(row[4:8]),
+    )
+
+
+def _tag(row: Sequence[Any]) -> TagDetail:
+    updated = int(row[3])
+    return TagDetail(
+        str(row[0]), str(row[1]), int(row[2]) or updated, updated, _attributes(row[4:8])
+    )
+
+
+_TAG_COLUMNS = "t.name, t.manifest_digest, t.created_at, t.updated_at, " + ", ".join(
+    "t." + c for c in LOCK_COLUMNS
+)
+_MANIFEST_COLUMNS = (
+    "m.digest, m.size, m.created_at, m.updated_at, m.media_type, m.config_media_type, "
+    f"m.architecture, m.os, {', '.join('m.' + c for c in LOCK_COLUMNS)}"
+)
+
+
+def _manifests(c: Conn, repository_id: int, rows: list[Sequence[Any]]) -> list[ManifestDetail]:
+    out = []
+    for row in rows:
+        tags = [
+            str(t[0])
+            for t in c.all(
+                "SELECT name FROM tags WHERE repository_id = ? AND manifest_digest = ? "
+                "ORDER BY name",
+                repository_id,
+                row[0],
+            )
+        ]
+        created = int(row[2])
+        out.append(
+            ManifestDetail(
+                str(row[0]),
+                int(row[1]),
+                created,
+                int(row[3]) or created,
+                str(row[4]),
+                row[5],
+                row[6],
+                row[7],
+                tags,
+                _attributes(row[8:12]),
+            )
+        )
+    return out
+
+
+def _order(orderby: str | None, alias: str, name_column: str) -> str:
+    if orderby == "timedesc":
+        return f"ORDER BY {alias}.updated_at DESC, {alias}.{name_column}"
+    if orderby == "timeasc":
+        return f"ORDER BY {alias}.updated_at ASC, {alias}.{name_column}"
+    return f"ORDER BY {alias}.{name_column}"
+
+
+def _after(
+    c: Conn,
+    orderby: str | None,
+    alias: str,
+    name_column: str,
+    table: str,
+    repository_id: int,
+    last: str | None,
+) -> tuple[str, list[Any]]:
+    """The WHERE fragment that continues a listing after the entry named `last`."""
+    if not last:
+        return "", []
+    if orderby not in ("timedesc", "timeasc"):
+        return f" AND {alias}.{name_column} > ?", [last]
+    stamp = c.value(
+        f"SELECT updated_at FROM {table} WHERE repository_id = ? AND {name_column} = ?",
+        repository_id,
+        last,
+    )
+    if stamp is None:
+        return f" AND {alias}.{name_column} > ?", [last]
+    op = "<" if orderby == "timedesc" else ">"
+    column = f"{alias}.{name_column}"
+    return (
+        f" AND ({alias}.updated_at {op} ? OR ({alias}.updated_at = ? AND {column} > ?))",
+        [stamp, stamp, last],
+    )
+
+
+class RepositoryStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def repository(self, registry_id: int, name: str) -> RepositoryDetail | None:
+        return await self.db.read(lambda c: _repository(c, registry_id, name))
+
+    async def set_repository_attributes(
+        self, registry_id: int, name: str, changes: dict[str, bool]
+    ) -> RepositoryDetail | None:
+        def work(c: Conn) -> RepositoryDetail | None:
+            found = _repository(c, registry_id, name)
+            if found is None:
+                return None
+            for attribute, value in changes.items():
+                c.exec(
+                    f"UPDATE repositories SET {LOCK_NAMES[attribute]} = ? WHERE id = ?",
+                    int(value),
+                    found.id,
+                )
+            return _repository(c, registry_id, name)
+
+        return await self.db.write(work)
+
+    async def delete_repository(
+        self, registry_id: int, name: str
+    ) -> tuple[list[str], list[str]] | None:
+        """Delete a repository with its manifests, tags and blob links; returns the
+        deleted manifest digests and tags. Denied when anything in it is locked."""
+
+        def work(c: Conn) -> tuple[list[str], list[str]] | None:
+            found = _repository(c, registry_id, name)
+            if found is None:
+                return None
+            if not found.attributes["deleteEnabled"]:
+                raise Denied(f"repository {name} is locked: deleteEnabled is false")
+            for table, what in (("manifests", "digest"), ("tags", "name")):
+                locked = c.value(
+                    f"SELECT {what} FROM {table} WHERE repository_id = ? AND delete_enabled = 0 "
+                    "LIMIT 1",
+                    found.id,
+                )
+                if locked is not None:
+                    raise Denied(
+                        f"repository {name} holds {locked}, which is locked: deleteEnabled is false"
+                    )
+            digests = [
+                str(r[0])
+                for r in c.all(
+                    "SELECT digest FROM manifests WHERE repository_id = ? ORDER BY digest", found.id
+                )
+            ]
+            tags = [
+                str(r[0])
+                for r in c.all(
+                    "SELECT name FROM tags WHERE repository_id = ? ORDER BY name", found.id
+                )
+            ]
+            c.exec("DELETE FROM repositories WHERE id = ?", found.id)
+            return digests, tags
+
+        return await self.db.write(work)
+
+    async def tags(
+        self, repository_id: int, last: str | None, n: int, orderby: str | None, digest: str | None
+    ) -> list[TagDetail]:
+        def work(c: Conn) -> list[TagDetail]:
+            after, args = _after(c, orderby, "t", "name", "tags", repository_id, last)
+            where = "WHERE t.repository_id = ?" + after
+            params: list[Any] = [repository_id, *args]
+            if digest is not None:
+                where += " AND t.manifest_digest = ?"
+                params.append(digest)
+            rows = c.all(
+                f"SELECT {_TAG_COLUMNS} FROM tags t {where} {_order(orderby, 't', 'name')} LIMIT ?",
+                *params,
+                n,
+            )
+            return [_tag(r) for r in rows]
+
+        return await self.db.read(work)
+
+    async def tag(self, repository_id: int, name: str) -> TagDetail | None:
+        row = await self.db.read(
+            lambda c: c.one(
+                f"SELECT {_TAG_COLUMNS} FROM tags t WHERE t.repository_id = ? AND t.name = ?",
+                repository_id,
+                name,
+            )
+        )
+        return None if row is None else _tag(row)
+
+    async def set_tag_attributes(
+        self, repository_id: int, name: str, changes: dict[str, bool]
+    ) -> TagDetail | None:
+        def work(c: Conn) -> None:
+            for attribute, value in changes.items():
+                c.exec(
+                    f"UPDATE tags SET {LOCK_NAMES[attribute]} = ? "
+                    "WHERE repository_id = ? AND name = ?",
+                    int(value),
+                    repository_id,
+                    name,
+                )
+
+        await self.db.write(work)
+        return await self.tag(repository_id, name)
+
+    async def manifests(
+        self, repository_id: int, last: str | None, n: int, orderby: str | None
+    ) -> list[ManifestDetail]:
+        def work(c: Conn) -> list[ManifestDetail]:
+            after, args = _after(c, orderby, "m", "digest", "manifests", repository_id, last)
+            rows = c.all(
+                f"SELECT {_MANIFEST_COLUMNS} FROM manifests m WHERE m.repository_id = ?{after} "
+                f"{_order(orderby, 'm', 'digest')} LIMIT ?",
+                repository_id,
+                *args,
+                n,
+            )
+            return _manifests(c, repository_id, rows)
+
+        return await self.db.read(work)
+
+    async def manifest(self, repository_id: int, digest: str) -> ManifestDetail | None:
+        def work(c: Conn) -> ManifestDetail | None:
+            rows = c.all(
+                f"SELECT {_MANIFEST_COLUMNS} FROM manifests m "
+                "WHERE m.repository_id = ? AND m.digest = ?",
+                repository_id,
+                digest,
+            )
+            found = _manifests(c, repository_id, rows)
+            return found[0] if found else None
+
+        return await self.db.read(work)
+
+    async def set_manifest_attributes(
+        self, repository_id: int, digest: str, changes: dict[str, bool]
+    ) -> ManifestDetail | None:
+        def work(c: Conn) -> None:
+            for attribute, value in changes.items():
+                c.exec(
+                    f"UPDATE manifests SET {LOCK_NAMES[attribute]} = ? "
+                    "WHERE repository_id = ? AND digest = ?",
+                    int(value),
+                    repository_id,
+                    digest,
+                )
+
+        await self.db.write(work)
+        return await self.manifest(repository_id, digest)
+
+    async def usage_bytes(self, registry_id: int) -> int:
+        """Bytes of the distinct blobs and manifests the registry's repositories hold."""
+
+        def work(c: Conn) -> int:
+            blobs = c.value(
+                "SELECT COALESCE(SUM(b.size), 0) FROM blobs b WHERE b.digest IN ("
+                "SELECT rb.digest FROM repository_blobs rb JOIN repositories r "
+                "ON r.id = rb.repository_id WHERE r.registry_id = ?)",
+                registry_id,
+            )
+            manifests = c.value(
+                "SELECT COALESCE(SUM(size), 0) FROM (SELECT DISTINCT m.digest, m.size "
+                "FROM manifests m JOIN repositories r ON r.id = m.repository_id "
+                "WHERE r.registry_id = ?) AS distinct_manifests",
+                registry_id,
+            )
+            return int(blobs) + int(manifests)
+
+        return await self.db.read(work)
+
+    async def counts(self, registry_id: int) -> dict[str, int]:
+        def work(c: Conn) -> dict[str, int]:
+            return {
+                "tokens": int(
+                    c.value("SELECT COUNT(*) FROM tokens WHERE registry_id = ?", registry_id)
+                ),
+                "scope_maps": int(
+                    c.value(
+                        "SELECT COUNT(*) FROM scope_maps WHERE registry_id = ? AND system = 0",
+                        registry_id,
+                    )
+                ),
+                "ip_rules": int(
+                    c.value("SELECT COUNT(*) FROM network_rules WHERE registry_id = ?", registry_id)
+                ),
+            }
+
+        return await self.db.read(work)
