@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install the real OCI clients that tests/e2e drives against `haven serve`:
-# skopeo, podman, buildah and umoci (plus uidmap), from Debian 12's own packages.
+# skopeo, podman, buildah and umoci (plus uidmap), from Debian 12's own packages, and for
+# the authentication tests (tests/e2e/test_auth_clients.py) dockerd and the docker CLI
+# (docker.io), containerd and ctr (containerd), openssl and curl.
 #
 # Idempotent: when everything is already there it changes nothing and needs no network.
 # Run as root (CI's `make test` does); as another user it only checks and reports.
@@ -12,6 +14,12 @@
 # What the tools do need from the system is a signature policy
 # (/etc/containers/policy.json, shipped by golang-github-containers-common): podman
 # `manifest push` has no flag to point at another one.
+#
+# dockerd and containerd are not started as services: the suite starts a private instance
+# of each (own data root, state and socket) and stops it afterwards. docker, dockerd,
+# containerd and ctr are taken from wherever they already are on PATH (for example Docker's
+# own docker-ce and containerd.io packages, which Debian's docker.io would conflict with);
+# the Debian package is installed only for a tool that is missing.
 set -euo pipefail
 
 PACKAGES=(
@@ -23,7 +31,17 @@ PACKAGES=(
     golang-github-containers-common  # /etc/containers/policy.json, containers.conf defaults
     golang-github-containers-image   # /etc/containers/registries.conf
 )
-TOOLS=(skopeo podman buildah umoci newuidmap)
+# Tools of the authentication tests, and the Debian 12 package that provides each.
+AUTH_TOOLS=(dockerd docker containerd ctr openssl curl)
+declare -A AUTH_TOOL_PACKAGE=(
+    [dockerd]=docker.io
+    [docker]=docker.io
+    [containerd]=containerd
+    [ctr]=containerd
+    [openssl]=openssl
+    [curl]=curl
+)
+TOOLS=(skopeo podman buildah umoci newuidmap "${AUTH_TOOLS[@]}")
 POLICY=/etc/containers/policy.json
 
 log() { printf 'install-e2e-deps: %s\n' "$*" >&2; }
@@ -35,6 +53,12 @@ package_installed() {
 missing_packages=()
 for pkg in "${PACKAGES[@]}"; do
     package_installed "$pkg" || missing_packages+=("$pkg")
+done
+for tool in "${AUTH_TOOLS[@]}"; do
+    pkg=${AUTH_TOOL_PACKAGE[$tool]}
+    if ! command -v "$tool" >/dev/null && [[ " ${missing_packages[*]} " != *" $pkg "* ]]; then
+        missing_packages+=("$pkg")
+    fi
 done
 
 if ((${#missing_packages[@]})); then
@@ -56,7 +80,7 @@ if ((${#missing_packages[@]})); then
         apt-get install -y -q --no-install-recommends "${missing_packages[@]}"
     fi
 else
-    log "all packages already installed: ${PACKAGES[*]}"
+    log "all packages already installed: ${PACKAGES[*]} (and ${AUTH_TOOLS[*]} are on PATH)"
 fi
 
 # The default trust policy: accept anything (the suite only talks to a local registry).
@@ -76,9 +100,17 @@ for tool in "${TOOLS[@]}"; do
     if path=$(command -v "$tool"); then
         case $tool in
             newuidmap) log "ok: $path" ;;
+            openssl) log "ok: $path ($(openssl version 2>&1 | head -n 1))" ;;
             *) log "ok: $path ($("$tool" --version 2>&1 | head -n 1))" ;;
         esac
     else
+        for dir in /usr/sbin /sbin /usr/local/sbin; do
+            if [[ -x $dir/$tool ]]; then
+                log "MISSING: $tool is in $dir, which is not on PATH ($PATH)"
+                status=1
+                continue 2
+            fi
+        done
         log "MISSING: $tool"
         status=1
     fi

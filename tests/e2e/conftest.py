@@ -15,6 +15,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from auth_support import (
+    ContainerdDaemon,
+    DockerDaemon,
+    Pki,
+    make_test_pki,
+    remove_state,
+    short_directory,
+)
 from e2e_support import (
     INSTALL_HINT,
     OWNER,
@@ -73,17 +81,20 @@ def haven(
 def _haven_log_on_failure(
     request: pytest.FixtureRequest,
 ) -> Iterator[None]:
-    """When a test fails, print what the server logged during it (shown by pytest)."""
-    if "haven" not in request.fixturenames:
-        yield
-        return
-    server: HavenServer = request.getfixturevalue("haven")
-    offset = server.log_size()
+    """When a test fails, print what the session's servers (`haven`, and `haven_tls` for
+    the tests that use it) logged during it (shown by pytest)."""
+    servers: list[HavenServer] = [
+        request.getfixturevalue(name)
+        for name in ("haven", "haven_tls")
+        if name in request.fixturenames
+    ]
+    offsets = [server.log_size() for server in servers]
     yield
     report = getattr(request.node, "e2e_report_call", None)
     if report is not None and report.failed:
-        print(f"--- haven serve log during {request.node.name} ---")
-        print(server.log_since(offset))
+        for server, offset in zip(servers, offsets, strict=True):
+            print(f"--- haven serve ({server.url}) log during {request.node.name} ---")
+            print(server.log_since(offset))
 
 
 @pytest.fixture
@@ -150,3 +161,64 @@ def start_haven(
         if report is not None and report.failed:
             print(f"--- log of `haven serve` on {server.address} ---")
             print(server.log_tail(20_000))
+
+
+# --------------------------------------------------------------------------- HTTPS and daemons
+
+
+@pytest.fixture(scope="session")
+def tls_pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    """A test CA, and a server certificate it signed for localhost and 127.0.0.1."""
+    return make_test_pki(tmp_path_factory.mktemp("pki"), ["127.0.0.1"], ["localhost"])
+
+
+@pytest.fixture(scope="session")
+def haven_tls(
+    e2e_prerequisites: None, tls_pki: Pki, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[HavenServer]:
+    """One `haven serve --tls-cert --tls-key` for the session (HTTPS on 127.0.0.1)."""
+    base = tmp_path_factory.mktemp("haven-tls")
+    server = HavenServer(data_dir=base / "data", log_path=base / "haven.log", tls=tls_pki.files)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def docker_registry(haven_tls: HavenServer) -> str:
+    """host:port at which dockerd reaches `haven_tls`: 127.0.0.1, which dockerd treats as
+    an insecure registry (HTTPS without certificate verification)."""
+    return haven_tls.address
+
+
+@pytest.fixture(scope="session")
+def dockerd(
+    e2e_prerequisites: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DockerDaemon]:
+    """A dockerd private to the session (own data root, exec root and socket). It fails
+    the tests that need it, with its log, when it cannot start here."""
+    state = short_directory("dockerd")
+    daemon = DockerDaemon(state, tmp_path_factory.mktemp("dockerd") / "dockerd.log")
+    try:
+        daemon.start()
+        yield daemon
+    finally:
+        daemon.stop()
+        remove_state(state)
+
+
+@pytest.fixture(scope="session")
+def containerd(
+    e2e_prerequisites: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ContainerdDaemon]:
+    """A containerd private to the session (own root, state, socket and configuration)."""
+    state = short_directory("containerd")
+    daemon = ContainerdDaemon(state, tmp_path_factory.mktemp("containerd") / "containerd.log")
+    try:
+        daemon.start()
+        yield daemon
+    finally:
+        daemon.stop()
+        remove_state(state)

@@ -19,6 +19,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tarfile
@@ -37,7 +38,8 @@ REQUIRED_TOOLS = ("skopeo", "podman", "buildah", "umoci")
 SYSTEM_POLICY = Path("/etc/containers/policy.json")
 INSTALL_HINT = (
     "the end-to-end suite drives the real OCI clients; install them with "
-    "`sudo scripts/install-e2e-deps.sh` (Debian 12: skopeo podman buildah umoci uidmap)"
+    "`sudo scripts/install-e2e-deps.sh` (Debian 12: skopeo podman buildah umoci uidmap, and "
+    "for the authentication tests docker.io containerd openssl curl)"
 )
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -164,9 +166,9 @@ class HavenServer:
         return f"{scheme}://{self.address}"
 
     @property
-    def verify(self) -> str | bool:
-        """httpx's `verify=` for this server: the test CA's certificate when serving TLS."""
-        return str(self.tls.ca_cert) if self.tls else True
+    def verify(self) -> ssl.SSLContext | bool:
+        """httpx's `verify=` for this server: trust the test CA alone when serving TLS."""
+        return ssl.create_default_context(cafile=self.tls.ca_cert) if self.tls else True
 
     def command(self) -> list[str]:
         return [
@@ -223,9 +225,7 @@ class HavenServer:
                     pytrace=False,
                 )
             try:
-                response = httpx.get(
-                    f"{self.url}/v2/", timeout=2.0, auth=OWNER, verify=self.verify
-                )
+                response = httpx.get(f"{self.url}/v2/", timeout=2.0, auth=OWNER, verify=self.verify)
             except httpx.TransportError as error:
                 last_error = repr(error)
             else:
@@ -324,6 +324,51 @@ def _describe(argv: Sequence[str], returncode: int, stdout: str, stderr: str) ->
     )
 
 
+def run_tool(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    cwd: Path,
+    check: bool = True,
+    timeout: float = TOOL_TIMEOUT,
+    input: bytes | None = None,
+) -> ToolResult:
+    """Run one client command to completion (argv[0] looked up on PATH).
+
+    Fails the test when the tool is not installed; raises ToolFailure, carrying the full
+    output, when it exits non-zero (with `check`) or runs past `timeout`.
+    """
+    executable = shutil.which(argv[0])
+    if executable is None:
+        pytest.fail(f"`{argv[0]}` is not installed: {INSTALL_HINT}", pytrace=False)
+    try:
+        completed = subprocess.run(
+            [executable, *argv[1:]],
+            env=dict(env),
+            cwd=cwd,
+            input=input,
+            stdin=subprocess.DEVNULL if input is None else None,
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as expired:
+        out = (expired.stdout or b"").decode(errors="replace")
+        err = (expired.stderr or b"").decode(errors="replace")
+        raise ToolFailure(
+            f"timed out after {timeout:.0f}s\n" + _describe(argv, -1, out, err)
+        ) from None
+    result = ToolResult(
+        argv=list(argv),
+        returncode=completed.returncode,
+        stdout=completed.stdout.decode(errors="replace"),
+        stderr=completed.stderr.decode(errors="replace"),
+    )
+    if check and result.returncode != 0:
+        raise ToolFailure(_describe(result.argv, result.returncode, result.stdout, result.stderr))
+    return result
+
+
 class Tools:
     """skopeo, podman, buildah and umoci with private state under one directory.
 
@@ -411,36 +456,7 @@ class Tools:
     def run(
         self, argv: Sequence[str], *, check: bool = True, timeout: float = TOOL_TIMEOUT
     ) -> ToolResult:
-        executable = shutil.which(argv[0])
-        if executable is None:
-            pytest.fail(f"`{argv[0]}` is not installed: {INSTALL_HINT}", pytrace=False)
-        try:
-            completed = subprocess.run(
-                [executable, *argv[1:]],
-                env=self.env,
-                cwd=self.workdir,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                timeout=timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as expired:
-            out = (expired.stdout or b"").decode(errors="replace")
-            err = (expired.stderr or b"").decode(errors="replace")
-            raise ToolFailure(
-                f"timed out after {timeout:.0f}s\n" + _describe(argv, -1, out, err)
-            ) from None
-        result = ToolResult(
-            argv=list(argv),
-            returncode=completed.returncode,
-            stdout=completed.stdout.decode(errors="replace"),
-            stderr=completed.stderr.decode(errors="replace"),
-        )
-        if check and result.returncode != 0:
-            raise ToolFailure(
-                _describe(result.argv, result.returncode, result.stdout, result.stderr)
-            )
-        return result
+        return run_tool(argv, env=self.env, cwd=self.workdir, check=check, timeout=timeout)
 
     def skopeo(self, *args: str, check: bool = True) -> ToolResult:
         return self.run(["skopeo", *args], check=check)

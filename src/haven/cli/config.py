@@ -1,8 +1,12 @@
-"""The CLI's own state: which Haven server it talks to, and the tokens that sign it in.
+"""The CLI's own state: which Haven server it talks to, the tokens that sign it in, and the
+defaults set with `haven configure --defaults`.
 
-Kept in `~/.haven/config.json` (`$HAVEN_CONFIG_DIR/config.json` when set), readable by its
-owner only because the refresh token in it is a credential. The password given to
-`haven account login` is never written.
+Kept in `$HAVEN_CONFIG_DIR/config.json` when that is set, else
+`$XDG_CONFIG_HOME/haven/config.json`, else `~/.config/haven/config.json`; readable by its
+owner only (0600, in a 0700 directory) because the refresh token in it is a credential.
+The password given to `haven account login` is never written. A config left in the old
+location, `~/.haven/config.json`, is read when there is none in the new one and moved
+there on the next save.
 """
 
 from __future__ import annotations
@@ -28,11 +32,28 @@ _FIELDS = {
     "access_token": "accessToken",
     "access_token_expires_at": "accessTokenExpiresAt",
 }
+_DEFAULTS_FIELD = "defaults"
+
+
+LEGACY_DIRECTORY_NAME = ".haven"
 
 
 def config_dir() -> Path:
+    """Where the config lives: $HAVEN_CONFIG_DIR, else the XDG config directory's `haven`."""
     configured = os.environ.get("HAVEN_CONFIG_DIR")
-    return Path(configured).expanduser() if configured else Path.home() / ".haven"
+    if configured:
+        return Path(configured).expanduser()
+    xdg = os.environ.get("XDG_CONFIG_HOME")
+    # The XDG base directory spec ignores a relative XDG_CONFIG_HOME.
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".config"
+    return base / "haven"
+
+
+def legacy_config_path() -> Path | None:
+    """The config file of CLI versions that kept it in ~/.haven, unless HAVEN_CONFIG_DIR is set."""
+    if os.environ.get("HAVEN_CONFIG_DIR"):
+        return None
+    return Path.home() / LEGACY_DIRECTORY_NAME / CONFIG_FILE_NAME
 
 
 @dataclass
@@ -43,6 +64,8 @@ class CliConfig:
     refresh_token: str | None = None
     access_token: str | None = None
     access_token_expires_at: float | None = None
+    # `haven configure --defaults acr=NAME`: argument defaults, by az's names.
+    defaults: dict[str, str] = field(default_factory=dict)
     # Fields this version does not know, written by another one: preserved on save.
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -54,12 +77,23 @@ class CliConfig:
                 data[key] = value
             else:
                 data.pop(key, None)
+        if self.defaults:
+            data[_DEFAULTS_FIELD] = dict(sorted(self.defaults.items()))
+        else:
+            data.pop(_DEFAULTS_FIELD, None)
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CliConfig:
         known = {attribute: data.get(key) for attribute, key in _FIELDS.items()}
-        extra = {key: value for key, value in data.items() if key not in _FIELDS.values()}
+        reserved = {*_FIELDS.values(), _DEFAULTS_FIELD}
+        extra = {key: value for key, value in data.items() if key not in reserved}
+        stored = data.get(_DEFAULTS_FIELD)
+        defaults = (
+            {k: v for k, v in stored.items() if isinstance(k, str) and isinstance(v, str) and v}
+            if isinstance(stored, dict)
+            else {}
+        )
         expires = known["access_token_expires_at"]
         known["access_token_expires_at"] = (
             float(expires) if isinstance(expires, (int, float)) else None
@@ -67,7 +101,7 @@ class CliConfig:
         for attribute in ("server", "ca_file", "username", "refresh_token", "access_token"):
             if not isinstance(known[attribute], str):
                 known[attribute] = None
-        return cls(**known, extra=extra)
+        return cls(**known, defaults=defaults, extra=extra)
 
     def forget_credentials(self) -> None:
         self.refresh_token = None
@@ -77,14 +111,26 @@ class CliConfig:
 
 
 class ConfigStore:
-    """Loads and atomically saves one `config.json`."""
+    """Loads and atomically saves one `config.json`.
+
+    A store made without a directory uses `config_dir()`, and reads the legacy
+    `~/.haven/config.json` while the new file does not exist; saving then writes the new
+    file and removes the legacy one, so the refresh token is kept in one place only.
+    """
 
     def __init__(self, directory: Path | None = None) -> None:
         self.directory = directory if directory is not None else config_dir()
+        self.legacy_path = legacy_config_path() if directory is None else None
 
     @property
     def path(self) -> Path:
         return self.directory / CONFIG_FILE_NAME
+
+    def _source(self) -> Path:
+        legacy = self.legacy_path
+        if legacy is not None and not self.path.exists() and legacy.is_file():
+            return legacy
+        return self.path
 
     def load(self) -> CliConfig:
         """The stored configuration (empty when there is no file yet).
@@ -92,25 +138,31 @@ class ConfigStore:
         Raises CliError when the file cannot be read or is not a JSON object, naming it, so
         that the user can repair or delete it; it is never silently overwritten.
         """
+        source = self._source()
         try:
-            text = self.path.read_text(encoding="utf-8")
+            text = source.read_text(encoding="utf-8")
         except FileNotFoundError:
             return CliConfig()
         except OSError as error:
-            raise CliError(f"Cannot read {self.path}: {error.strerror or error}") from error
+            raise CliError(f"Cannot read {source}: {error.strerror or error}") from error
         try:
             data = json.loads(text) if text.strip() else {}
         except json.JSONDecodeError as error:
             raise CliError(
-                f"{self.path} is not valid JSON ({error.msg}, line {error.lineno}); "
+                f"{source} is not valid JSON ({error.msg}, line {error.lineno}); "
                 "fix it, or delete it and run 'haven account login' again."
             ) from error
         if not isinstance(data, dict):
-            raise CliError(f"{self.path} must hold a JSON object; delete it and log in again.")
+            raise CliError(f"{source} must hold a JSON object; delete it and log in again.")
         return CliConfig.from_json(data)
 
     def save(self, config: CliConfig) -> None:
+        moving = self._source() != self.path
         write_private_json(self.path, config.to_json())
+        if moving and self.legacy_path is not None:
+            with contextlib.suppress(OSError):
+                self.legacy_path.unlink()
+                self.legacy_path.parent.rmdir()  # only when nothing else is in it
 
 
 def write_private_json(path: Path, data: Any) -> None:

@@ -36,7 +36,7 @@ from haven.web.auth import FailedLogins, authenticate, challenge, client_address
 from haven.web.context import Ctx
 from haven.web.oauth2 import TokenEndpoints
 from haven.web.ratelimit import RateLimiter
-from haven.web.responses import error_response
+from haven.web.responses import drain, error_response
 from haven.web.v2 import routes as v2_routes
 from haven.web.v2.routes import SIGNED_IN, Endpoint
 
@@ -160,13 +160,15 @@ class HavenApp:
         services = self.services
         assert services is not None, "startup() has not run"
         try:
-            return await api.handle(
+            request = Request(scope, receive)
+            response = await api.handle(
                 services.management,
                 services.repositories,
                 services.access,
                 services.failures,
-                Request(scope, receive),
+                request,
             )
+            return await drain(request, response) if response.status_code >= 400 else response
         except Exception:
             log.exception("unhandled error on %s %s", scope["method"], scope["path"])
             return api.error(500, "InternalError", "internal error; see the server log")
@@ -210,6 +212,7 @@ class HavenApp:
         assert services is not None, "startup() has not run"
         method: str = scope["method"]
         head = method == "HEAD"
+        request = Request(scope, receive)
         try:
             found = match(path)
             if found is None:
@@ -223,7 +226,6 @@ class HavenApp:
             name = params.get("name")
             if name is not None:
                 validate_name(name)
-            request = Request(scope, receive)
             registry_id = await services.registries.resolve(request.headers.get("host"))
             trusted = services.settings.trusted_proxies
             address = client_address(request, trusted)
@@ -246,7 +248,7 @@ class HavenApp:
                 await require(access, caller, request, trusted, registry_id, name, endpoint.action)
             return await endpoint.handler(Ctx(request, services, registry_id, params, caller))
         except RegistryError as error:
-            return error_response(error, head)
+            return await drain(request, error_response(error, head))
         except ClientDisconnect:
             return Response(status_code=400)
         except Exception:

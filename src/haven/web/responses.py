@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import orjson
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from haven.errors import RegistryError
@@ -39,3 +40,35 @@ def error_response(error: RegistryError, head: bool = False) -> Response:
     if head:
         return respond(error.status, b"", error.headers)
     return respond(error.status, orjson.dumps(error.body()), error.headers, "application/json")
+
+
+DRAIN_LIMIT = 64 * 1024 * 1024
+
+
+async def drain(request: Request, response: Response) -> Response:
+    """Read what is left of a refused request's body before answering.
+
+    A client still sending its body when the answer comes and the connection closes
+    sees a reset, not the 401 or 403 it should act on. Up to DRAIN_LIMIT is read and
+    dropped; past that the connection is closed after the answer.
+    """
+    if request.method in ("GET", "HEAD", "OPTIONS") or not _has_body(request):
+        return response
+    received = 0
+    try:
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > DRAIN_LIMIT:
+                response.headers["Connection"] = "close"
+                break
+    except (RuntimeError, ClientDisconnect):  # already read, or the client went away
+        pass
+    return response
+
+
+def _has_body(request: Request) -> bool:
+    headers = request.headers
+    length = headers.get("content-length")
+    return (length is not None and length != "0") or "chunked" in headers.get(
+        "transfer-encoding", ""
+    ).lower()
