@@ -66,21 +66,25 @@ def route(method: str, pattern: str, status: int = 200) -> Callable[[Handler], H
 
 @route("GET", "/me")
 async def me(call: ApiCall) -> Any:
+    """Who the caller is."""
     return await call.m.me(call.caller)
 
 
 @route("GET", "/registries")
 async def registries(call: ApiCall) -> Any:
+    """List the registries the caller may read."""
     return await call.m.list_registries(call.caller)
 
 
 @route("POST", "/registries", 201)
 async def create_registry(call: ApiCall) -> Any:
+    """Create a registry (name 5-50 letters and digits, SKU Basic, Standard or Premium)."""
     return await call.m.create_registry(call.caller, call.body)
 
 
 @route("GET", f"/registries/{R}")
 async def show_registry(call: ApiCall) -> Any:
+    """Show a registry."""
     return call.m.describe(
         await call.m.registry(call.caller, call.params["registry"], roles.MANAGE_READ)
     )
@@ -88,41 +92,49 @@ async def show_registry(call: ApiCall) -> Any:
 
 @route("PATCH", f"/registries/{R}")
 async def update_registry(call: ApiCall) -> Any:
+    """Change a registry's SKU, admin user, anonymous pull or network default action."""
     return await call.m.update_registry(call.caller, call.params["registry"], call.body)
 
 
 @route("DELETE", f"/registries/{R}", 204)
 async def delete_registry(call: ApiCall) -> Any:
+    """Delete a registry and everything in it."""
     await call.m.delete_registry(call.caller, call.params["registry"])
 
 
 @route("GET", f"/registries/{R}/usages")
 async def usages(call: ApiCall) -> Any:
+    """What a registry uses against its SKU's limits (ACR's listUsages)."""
     return await call.m.usages(call.caller, call.params["registry"], call.repositories)
 
 
 @route("GET", f"/registries/{R}/credentials")
 async def credentials(call: ApiCall) -> Any:
+    """Show the admin user's name and two passwords."""
     return await call.m.credentials(call.caller, call.params["registry"])
 
 
 @route("POST", f"/registries/{R}/credentials/renew")
 async def renew(call: ApiCall) -> Any:
+    """Generate a new value for one admin password."""
     return await call.m.renew_credential(call.caller, call.params["registry"], call.body)
 
 
 @route("GET", f"/registries/{R}/networkRules")
 async def network_rules(call: ApiCall) -> Any:
+    """Show a registry's network rule set."""
     return await call.m.network_rules(call.caller, call.params["registry"])
 
 
 @route("POST", f"/registries/{R}/networkRules")
 async def add_rule(call: ApiCall) -> Any:
+    """Allow an IP address or CIDR range (Premium)."""
     return await call.m.add_network_rule(call.caller, call.params["registry"], call.body)
 
 
 @route("DELETE", f"/registries/{R}/networkRules", 204)
 async def remove_rule(call: ApiCall) -> Any:
+    """Remove an allowed address or range (query: ipAddressOrRange)."""
     value = call.request.query_params.get("ipAddressOrRange")
     if not value:
         raise ApiError(400, "InvalidArgument", "ipAddressOrRange is required")
@@ -131,62 +143,74 @@ async def remove_rule(call: ApiCall) -> Any:
 
 @route("GET", "/identities")
 async def identities(call: ApiCall) -> Any:
+    """List identities (users and service principals)."""
     return await call.m.list_identities(call.caller)
 
 
 @route("POST", "/identities", 201)
 async def create_identity(call: ApiCall) -> Any:
+    """Create a user or service principal; the password is shown once."""
     return await call.m.create_identity(call.caller, call.body)
 
 
 @route("GET", "/identities/(?P<identity>[^/]+)")
 async def show_identity(call: ApiCall) -> Any:
+    """Show an identity by id or name."""
     return await call.m.show_identity(call.caller, call.params["identity"])
 
 
 @route("DELETE", "/identities/(?P<identity>[^/]+)", 204)
 async def delete_identity(call: ApiCall) -> Any:
+    """Delete an identity; its tokens stop working at once."""
     await call.m.delete_identity(call.caller, call.params["identity"])
 
 
 @route("POST", "/identities/(?P<identity>[^/]+)/credentials")
 async def reset_credential(call: ApiCall) -> Any:
+    """Reset (or, with append, add) an identity's password."""
     return await call.m.reset_credential(call.caller, call.params["identity"], call.body)
 
 
 @route("GET", "/roleAssignments")
 async def assignments(call: ApiCall) -> Any:
+    """List role assignments (query: assignee, scope, role)."""
     filters = {k: call.request.query_params.get(k, "") for k in ("assignee", "scope", "role")}
     return await call.m.list_assignments(call.caller, filters)
 
 
 @route("POST", "/roleAssignments", 201)
 async def create_assignment(call: ApiCall) -> Any:
+    """Assign a role at the deployment, a registry or a repository."""
     return await call.m.create_assignment(call.caller, call.body)
 
 
 @route("DELETE", "/roleAssignments/(?P<id>[^/]+)", 204)
 async def delete_assignment(call: ApiCall) -> Any:
+    """Remove a role assignment; it stops applying at once."""
     await call.m.delete_assignment(call.caller, call.params["id"])
 
 
 @route("GET", f"/registries/{R}/scopeMaps")
 async def scope_maps(call: ApiCall) -> Any:
+    """List a registry's scope maps."""
     return await call.m.list_scope_maps(call.caller, call.params["registry"])
 
 
 @route("POST", f"/registries/{R}/scopeMaps", 201)
 async def create_scope_map(call: ApiCall) -> Any:
+    """Create a scope map of repository actions."""
     return await call.m.create_scope_map(call.caller, call.params["registry"], call.body)
 
 
 @route("GET", f"/registries/{R}/scopeMaps/(?P<name>[^/]+)")
 async def show_scope_map(call: ApiCall) -> Any:
+    """Show a scope map."""
     return await call.m.show_scope_map(call.caller, call.params["registry"], call.params["name"])
 
 
 @route("PATCH", f"/registries/{R}/scopeMaps/(?P<name>[^/]+)")
 async def update_scope_map(call: ApiCall) -> Any:
+    """Add or remove a scope map's actions."""
     return await call.m.update_scope_map(
         call.caller, call.params["registry"], call.params["name"], call.body
     )
@@ -194,26 +218,31 @@ async def update_scope_map(call: ApiCall) -> Any:
 
 @route("DELETE", f"/registries/{R}/scopeMaps/(?P<name>[^/]+)", 204)
 async def delete_scope_map(call: ApiCall) -> Any:
+    """Delete a scope map no token uses."""
     await call.m.delete_scope_map(call.caller, call.params["registry"], call.params["name"])
 
 
 @route("GET", f"/registries/{R}/tokens")
 async def tokens(call: ApiCall) -> Any:
+    """List a registry's repository-scoped tokens."""
     return await call.m.list_tokens(call.caller, call.params["registry"])
 
 
 @route("POST", f"/registries/{R}/tokens", 201)
 async def create_token(call: ApiCall) -> Any:
+    """Create a token from a scope map or actions; passwords are shown once."""
     return await call.m.create_token(call.caller, call.params["registry"], call.body)
 
 
 @route("GET", f"/registries/{R}/tokens/(?P<name>[^/]+)")
 async def show_token(call: ApiCall) -> Any:
+    """Show a token."""
     return await call.m.show_token(call.caller, call.params["registry"], call.params["name"])
 
 
 @route("PATCH", f"/registries/{R}/tokens/(?P<name>[^/]+)")
 async def update_token(call: ApiCall) -> Any:
+    """Enable or disable a token, or change its scope map."""
     return await call.m.update_token(
         call.caller, call.params["registry"], call.params["name"], call.body
     )
@@ -221,11 +250,13 @@ async def update_token(call: ApiCall) -> Any:
 
 @route("DELETE", f"/registries/{R}/tokens/(?P<name>[^/]+)", 204)
 async def delete_token(call: ApiCall) -> Any:
+    """Delete a token; it stops working at once."""
     await call.m.delete_token(call.caller, call.params["registry"], call.params["name"])
 
 
 @route("POST", f"/registries/{R}/tokens/(?P<name>[^/]+)/credentials")
 async def token_credentials(call: ApiCall) -> Any:
+    """Generate password1, password2 or both for a token."""
     return await call.m.generate_token_credentials(
         call.caller, call.params["registry"], call.params["name"], call.body
     )
@@ -233,6 +264,7 @@ async def token_credentials(call: ApiCall) -> Any:
 
 @route("POST", "/keys/rotate")
 async def rotate(call: ApiCall) -> Any:
+    """Start signing tokens with a new key."""
     return await call.m.rotate_keys(call.caller)
 
 
@@ -280,6 +312,10 @@ async def handle(
     request: Request,
 ) -> Response:
     path = request.url.path
+    if path == "/api/openapi.json" and request.method == "GET":
+        from haven.web.openapi import document
+
+        return _json(document())
     matched_path = False
     for method, pattern, handler, status in ROUTES:
         found = pattern.match(path)
