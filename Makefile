@@ -17,7 +17,7 @@ install: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/haven serve
 
-test: $(STAMP)
+test: $(STAMP) lint
 	bash scripts/install-e2e-deps.sh
 	$(BIN)/python -m pytest -q
 
@@ -30,6 +30,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 bench: $(STAMP)
+	command -v docker-registry >/dev/null || (apt-get update -q && apt-get install -y -q docker-registry)
 	$(BIN)/python -m benchmarks.run
 
 clean:
