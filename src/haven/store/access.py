@@ -94,6 +94,10 @@ class TokenPasswordRecord:
     created_at: int
 
 
+class _Taken(Exception):
+    """A unique name another row holds; raised to roll a transaction back."""
+
+
 _REGISTRY_COLUMNS = "id, name, sku, admin_enabled, anonymous_pull, default_action, created_at"
 
 
@@ -189,26 +193,31 @@ class AccessStore:
         name (or the login server) is taken."""
 
         def work(c: Conn) -> bool:
-            if c.value("SELECT 1 FROM registries WHERE name = ?", name) is not None:
-                return False
-            if c.value("SELECT 1 FROM login_servers WHERE host = ?", login_server) is not None:
-                return False
-            c.exec(
-                "INSERT INTO registries (name, created_at, sku) VALUES (?, ?, ?)",
+            created = c.exec(
+                "INSERT INTO registries (name, created_at, sku) VALUES (?, ?, ?) "
+                "ON CONFLICT (name) DO NOTHING",
                 name,
                 now_ms(),
                 sku,
             )
+            if not created:
+                return False  # the name is taken (perhaps by a concurrent request)
             registry_id = int(c.value("SELECT id FROM registries WHERE name = ?", name))
-            c.exec(
-                "INSERT INTO login_servers (host, registry_id) VALUES (?, ?)",
+            claimed = c.exec(
+                "INSERT INTO login_servers (host, registry_id) VALUES (?, ?) "
+                "ON CONFLICT (host) DO NOTHING",
                 login_server,
                 registry_id,
             )
+            if not claimed:
+                raise _Taken()  # roll the registry back too
             _ensure_system_maps(c, registry_id, system_maps)
             return True
 
-        return await self.db.write(work)
+        try:
+            return await self.db.write(work)
+        except _Taken:
+            return False
 
     def ensure_system_maps_sync(self, registry_id: int, system_maps: dict[str, list[str]]) -> None:
         self.db.write_sync(lambda c: _ensure_system_maps(c, registry_id, system_maps))
@@ -454,26 +463,27 @@ class AccessStore:
             if found is not None and str(found) != record.id:
                 return False
             actions = orjson.dumps(list(record.actions)).decode()
-            if found is None:
-                c.exec(
-                    "INSERT INTO scope_maps (id, registry_id, name, description, actions, "
-                    "system, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    record.id,
-                    record.registry_id,
-                    record.name,
-                    record.description,
-                    actions,
-                    int(record.system),
-                    record.created_at,
-                )
-            else:
+            if found is not None:
                 c.exec(
                     "UPDATE scope_maps SET description = ?, actions = ? WHERE id = ?",
                     record.description,
                     actions,
                     record.id,
                 )
-            return True
+                return True
+            inserted = c.exec(
+                "INSERT INTO scope_maps (id, registry_id, name, description, actions, "
+                "system, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (registry_id, name) DO NOTHING",
+                record.id,
+                record.registry_id,
+                record.name,
+                record.description,
+                actions,
+                int(record.system),
+                record.created_at,
+            )
+            return bool(inserted)  # 0: a concurrent request took the name
 
         return await self.db.write(work)
 
@@ -509,25 +519,20 @@ class AccessStore:
 
     async def create_token(self, record: TokenRecord) -> bool:
         def work(c: Conn) -> bool:
-            taken = c.value(
-                "SELECT 1 FROM tokens WHERE registry_id = ? AND name = ?",
-                record.registry_id,
-                record.name,
+            return bool(
+                c.exec(
+                    "INSERT INTO tokens (id, registry_id, name, scope_map_id, status, version, "
+                    "created_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (registry_id, name) DO NOTHING",
+                    record.id,
+                    record.registry_id,
+                    record.name,
+                    record.scope_map_id,
+                    record.status,
+                    record.version,
+                    record.created_at,
+                )
             )
-            if taken is not None:
-                return False
-            c.exec(
-                "INSERT INTO tokens (id, registry_id, name, scope_map_id, status, version, "
-                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                record.id,
-                record.registry_id,
-                record.name,
-                record.scope_map_id,
-                record.status,
-                record.version,
-                record.created_at,
-            )
-            return True
 
         return await self.db.write(work)
 
@@ -636,16 +641,17 @@ def _insert_credential(c: Conn, credential: CredentialRecord) -> None:
 
 
 def _create_identity(c: Conn, identity: IdentityRecord, credential: CredentialRecord) -> bool:
-    if c.value("SELECT 1 FROM identities WHERE name = ?", identity.name) is not None:
-        return False
-    c.exec(
-        "INSERT INTO identities (id, name, kind, version, created_at) VALUES (?, ?, ?, ?, ?)",
+    created = c.exec(
+        "INSERT INTO identities (id, name, kind, version, created_at) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (name) DO NOTHING",
         identity.id,
         identity.name,
         identity.kind,
         identity.version,
         identity.created_at,
     )
+    if not created:
+        return False  # the name is taken (perhaps by a concurrent request)
     _insert_credential(c, credential)
     return True
 
