@@ -17,6 +17,10 @@ from .fake_haven import OWNER, OWNER_PASSWORD, FakeHaven, running
 
 ISOLATED_VARIABLES = (
     "HAVEN_CONFIG_DIR",
+    "XDG_CONFIG_HOME",
+    "HAVEN_SERVER",
+    "HAVEN_USERNAME",
+    "HAVEN_PASSWORD",
     "HAVEN_CORE_OUTPUT",
     "DOCKER_CONFIG",
     "REGISTRY_AUTH_FILE",
@@ -59,6 +63,14 @@ def haven(home: Path) -> Haven:
         return CliRunner().invoke(_Main("haven"), list(args), input=input, catch_exceptions=False)
 
     return invoke
+
+
+@pytest.fixture
+def registry(logged_in: FakeHaven) -> FakeHaven:
+    """`logged_in`, serving registry `reg` as login server `reg.example.com` (which does not
+    resolve, so the CLI reaches it through the server URL with a Host header)."""
+    logged_in.serve_registry("reg", "reg.example.com")
+    return logged_in
 
 
 @pytest.fixture

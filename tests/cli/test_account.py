@@ -19,7 +19,7 @@ ME = {"id": "id-owner", "name": OWNER, "kind": "user"}
 
 
 def config(home: Path) -> dict[str, object]:
-    return json.loads((home / ".haven" / "config.json").read_text())
+    return json.loads((home / ".config" / "haven" / "config.json").read_text())
 
 
 def login(haven: Haven, fake: FakeHaven, *extra: str, password: str = OWNER_PASSWORD):  # type: ignore[no-untyped-def]
@@ -47,8 +47,8 @@ def test_login_keeps_server_and_refresh_token_never_the_password(
     stored = config(home)
     assert stored["server"] == fake.url
     assert stored["refreshToken"] == "refresh-1"
-    assert OWNER_PASSWORD not in (home / ".haven" / "config.json").read_text()
-    assert stat.S_IMODE((home / ".haven" / "config.json").stat().st_mode) == 0o600
+    assert OWNER_PASSWORD not in (home / ".config" / "haven" / "config.json").read_text()
+    assert stat.S_IMODE((home / ".config" / "haven" / "config.json").stat().st_mode) == 0o600
 
 
 def test_login_reads_the_password_from_stdin(haven: Haven, fake: FakeHaven) -> None:
@@ -68,7 +68,7 @@ def test_login_with_a_wrong_password_prints_the_server_message_and_stores_nothin
     assert result.exit_code == 1
     assert result.stderr == "ERROR: invalid username or password\n"
     assert result.stdout == ""
-    assert not (home / ".haven" / "config.json").exists()
+    assert not (home / ".config" / "haven" / "config.json").exists()
 
 
 def test_a_failed_login_keeps_the_previous_one(
@@ -145,7 +145,7 @@ def test_the_access_token_is_cached_between_commands(haven: Haven, logged_in: Fa
 def test_an_expired_access_token_is_renewed_with_the_refresh_token(
     haven: Haven, logged_in: FakeHaven, home: Path
 ) -> None:
-    path = home / ".haven" / "config.json"
+    path = home / ".config" / "haven" / "config.json"
     stored = config(home)
     stored["accessTokenExpiresAt"] = 0
     path.write_text(json.dumps(stored))

@@ -12,9 +12,50 @@ from haven.cli.config import CliConfig, ConfigStore, config_dir
 from haven.cli.errors import CliError
 
 
-def test_default_location_is_dot_haven_in_home(home: Path) -> None:
-    assert config_dir() == home / ".haven"
-    assert ConfigStore().path == home / ".haven" / "config.json"
+def test_default_location_is_the_xdg_config_directory(home: Path) -> None:
+    assert config_dir() == home / ".config" / "haven"
+    assert ConfigStore().path == home / ".config" / "haven" / "config.json"
+
+
+def test_xdg_config_home_is_honoured_when_absolute(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    assert ConfigStore().path == tmp_path / "xdg" / "haven" / "config.json"
+    monkeypatch.setenv("XDG_CONFIG_HOME", "relative/dir")  # ignored, as the XDG spec says
+    assert ConfigStore().path == home / ".config" / "haven" / "config.json"
+
+
+def test_a_config_in_the_old_location_is_read_then_moved(home: Path) -> None:
+    legacy = home / ".haven" / "config.json"
+    legacy.parent.mkdir()
+    legacy.write_text(json.dumps({"server": "https://h", "refreshToken": "r"}))
+    store = ConfigStore()
+    config = store.load()
+    assert (config.server, config.refresh_token) == ("https://h", "r")
+    store.save(config)
+    assert json.loads(store.path.read_text())["refreshToken"] == "r"
+    assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(store.directory.stat().st_mode) == 0o700
+    assert not legacy.exists() and not legacy.parent.exists()
+
+
+def test_the_new_location_wins_over_the_old_one(home: Path) -> None:
+    legacy = home / ".haven" / "config.json"
+    legacy.parent.mkdir()
+    legacy.write_text(json.dumps({"server": "https://old"}))
+    ConfigStore().save(CliConfig(server="https://new"))
+    assert ConfigStore().load().server == "https://new"
+    assert legacy.exists()  # not the file the new one came from: left alone
+
+
+def test_defaults_round_trip_and_bad_ones_are_dropped(tmp_path: Path) -> None:
+    store = ConfigStore(tmp_path)
+    store.save(CliConfig(defaults={"acr": "myregistry"}))
+    assert json.loads(store.path.read_text()) == {"defaults": {"acr": "myregistry"}}
+    assert store.load().defaults == {"acr": "myregistry"}
+    store.path.write_text(json.dumps({"defaults": {"acr": 5, "x": "", "y": "z"}}))
+    assert store.load().defaults == {"y": "z"}
 
 
 def test_haven_config_dir_overrides_the_location(

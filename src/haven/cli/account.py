@@ -12,6 +12,8 @@ from haven.cli.client import normalize_server
 from haven.cli.command import HavenGroup, session
 from haven.cli.errors import CliError
 
+SERVICE_PRINCIPAL = "servicePrincipal"
+
 
 def read_password(password: str | None, password_stdin: bool, prompt: str = "Password") -> str:
     """The password from `-p`, from stdin (`--password-stdin`), or asked on a terminal.
@@ -57,6 +59,11 @@ def account() -> None:
 )
 @click.option("--username", "-u", required=True, help="User name, or a service principal's appId.")
 @click.option("--password", "-p", help="Password, or a service principal's secret.")
+@click.option(
+    "--service-principal",
+    is_flag=True,
+    help="Sign in as a service principal (-u APPID -p SECRET); refused for a user.",
+)
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 @click.option(
     "--ca-file",
@@ -64,13 +71,31 @@ def account() -> None:
     help="PEM CA certificates that sign the server's TLS certificate (remembered).",
 )
 def login(
-    server: str, username: str, password: str | None, password_stdin: bool, ca_file: Path | None
+    server: str,
+    username: str,
+    password: str | None,
+    service_principal: bool,
+    password_stdin: bool,
+    ca_file: Path | None,
 ) -> Any:
-    """Sign in; keep the server and a refresh token (never the password) in ~/.haven."""
+    """Sign in; keep the server and a refresh token (never the password) in the config file
+    (~/.config/haven/config.json).
+
+    Scripts can skip this: HAVEN_SERVER, HAVEN_USERNAME and HAVEN_PASSWORD sign every
+    command in by themselves.
+    """
     secret = read_password(password, password_stdin)
     client = session()
+    previous = client.store.load()
     client.login(server, username, secret, str(ca_file) if ca_file else None)
-    return client.get("/api/me")
+    me = client.get("/api/me")
+    if service_principal and (not isinstance(me, dict) or me.get("kind") != SERVICE_PRINCIPAL):
+        client.store.save(previous)
+        raise CliError(
+            f"'{username}' is a {me.get('kind') if isinstance(me, dict) else 'principal'}, "
+            "not a service principal; drop --service-principal to sign in as it."
+        )
+    return me
 
 
 @account.command("show")

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import click
+
+from haven.cli.config import ConfigStore
+from haven.cli.errors import CliError
 
 # ACR's repository-scoped actions, as scope maps and tokens name them.
 REPOSITORY_ACTIONS = (
@@ -16,8 +20,51 @@ REPOSITORY_ACTIONS = (
     "metadata/write",
 )
 
+DEFAULT_REGISTRY_KEY = "acr"
+REGISTRY_HELP = (
+    "The registry's name. You can configure the default registry name using "
+    "`haven configure --defaults acr=<registry name>`."
+)
+
+
+def configured_default(key: str) -> Callable[[], str | None]:
+    """A click default read from `haven configure --defaults KEY=VALUE` when it is needed.
+
+    An unreadable config file counts as no default here; the command then reports it
+    properly when it loads the config to sign in.
+    """
+
+    def read() -> str | None:
+        with contextlib.suppress(CliError):
+            return ConfigStore().load().defaults.get(key) or None
+        return None
+
+    return read
+
+
+def required_unless_configured(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """A click callback: the option is required when no configured default filled it in."""
+    if value is None or value == "":
+        raise click.MissingParameter(ctx=ctx, param=param)
+    return value
+
+
+registry_name_option = click.option(
+    "--name",
+    "-n",
+    default=configured_default(DEFAULT_REGISTRY_KEY),
+    callback=required_unless_configured,
+    metavar="REGISTRY",
+    help=f"{REGISTRY_HELP} [required]",
+)
+
 registry_option = click.option(
-    "--registry", "-r", required=True, metavar="REGISTRY", help="The registry's name."
+    "--registry",
+    "-r",
+    default=configured_default(DEFAULT_REGISTRY_KEY),
+    callback=required_unless_configured,
+    metavar="REGISTRY",
+    help=f"{REGISTRY_HELP} [required]",
 )
 yes_option = click.option("--yes", "-y", is_flag=True, help="Do not prompt for confirmation.")
 years_option = click.option(

@@ -5,6 +5,11 @@ a remote deployment. Signing in exchanges the password once for a refresh token 
 the config file); each command then gets a short-lived access token from
 `POST /oauth2/token` with `grant_type=refresh_token` and `service=management`, caches it in
 the config file until shortly before it expires, and sends it as `Authorization: Bearer`.
+
+Scripts may instead set `HAVEN_SERVER`, `HAVEN_USERNAME` and `HAVEN_PASSWORD` (a user, or a
+service principal's appId and secret): every command then signs in with them by itself
+(`grant_type=password`), keeps the access token in memory only and writes nothing; the
+stored login, if any, is left alone.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import os
 import ssl
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -29,6 +35,39 @@ MANAGEMENT_SERVICE = "management"
 EXPIRY_MARGIN_SECONDS = 30.0
 DEFAULT_ACCESS_TOKEN_SECONDS = 300.0
 TIMEOUT = httpx.Timeout(60.0, connect=15.0)
+ENVIRONMENT_VARIABLES = ("HAVEN_SERVER", "HAVEN_USERNAME", "HAVEN_PASSWORD")
+
+
+@dataclass(frozen=True)
+class EnvironmentLogin:
+    """The sign-in a script gives through HAVEN_SERVER, HAVEN_USERNAME and HAVEN_PASSWORD."""
+
+    server: str
+    username: str
+    password: str
+
+
+def environment_login(environ: Mapping[str, str] | None = None) -> EnvironmentLogin | None:
+    """The environment's sign-in, or None when none of its variables is set.
+
+    Raises CliError when only some of them are set, or HAVEN_SERVER is not a server URL:
+    a script that meant to sign in that way must not silently run as someone else.
+    """
+    env = os.environ if environ is None else environ
+    values = {name: env.get(name, "") for name in ENVIRONMENT_VARIABLES}
+    if not any(values.values()):
+        return None
+    missing = [name for name, value in values.items() if not value]
+    if missing:
+        raise CliError(
+            f"{', '.join(missing)} not set: set HAVEN_SERVER, HAVEN_USERNAME and "
+            "HAVEN_PASSWORD together to sign in through the environment, or unset them."
+        )
+    try:
+        server = normalize_server(values["HAVEN_SERVER"])
+    except ValueError as error:
+        raise CliError(f"HAVEN_SERVER: {error}") from error
+    return EnvironmentLogin(server, values["HAVEN_USERNAME"], values["HAVEN_PASSWORD"])
 
 
 def segment(value: str) -> str:
@@ -75,6 +114,20 @@ def tls_verification(ca_file: str | None) -> ssl.SSLContext | bool:
     return True
 
 
+def transport_error(error: httpx.HTTPError, where: str) -> CliError:
+    """The CliError for a request to `where` that got no HTTP answer."""
+    if isinstance(error, httpx.ConnectError):
+        if "CERTIFICATE_VERIFY_FAILED" in str(error):
+            return CliError(
+                f"Cannot verify the TLS certificate of {where} ({error}); pass its CA "
+                "with 'haven account login --ca-file', or set REQUESTS_CA_BUNDLE."
+            )
+        return CliError(f"Cannot connect to {where}: {error}")
+    if isinstance(error, httpx.TimeoutException):
+        return CliError(f"{where} did not answer in time ({type(error).__name__}).")
+    return CliError(f"The request to {where} failed: {error}")
+
+
 def error_message(response: httpx.Response) -> tuple[str, str | None]:
     """The server's own message and code for a failed response.
 
@@ -109,43 +162,71 @@ def error_message(response: httpx.Response) -> tuple[str, str | None]:
 
 
 class HavenClient:
-    """One command's connection to the Haven server named in the config file."""
+    """One command's connection to the Haven server named in the config file (or in
+    HAVEN_SERVER, with HAVEN_USERNAME and HAVEN_PASSWORD)."""
 
     def __init__(self, store: ConfigStore | None = None, *, debug: bool = False) -> None:
         self.store = store or ConfigStore()
         self.config = self.store.load()
         self.debug = debug
-        self._http: httpx.Client | None = None
-        self._http_base: str | None = None
+        self._clients: dict[str, httpx.Client] = {}
+        self._environment: EnvironmentLogin | None = None
+        self._environment_read = False
+        self._memory_token: tuple[str, float] | None = None
 
     # ------------------------------------------------------------------ plumbing
 
     @property
+    def environment(self) -> EnvironmentLogin | None:
+        """The HAVEN_SERVER/USERNAME/PASSWORD sign-in, when it is in use (read once)."""
+        if not self._environment_read:
+            self._environment = environment_login()
+            self._environment_read = True
+        return self._environment
+
+    @property
+    def signed_in(self) -> bool:
+        """Whether a command can reach the management API as someone."""
+        return self.environment is not None or bool(
+            self.config.server and self.config.refresh_token
+        )
+
+    @property
     def server(self) -> str:
+        environment = self.environment
+        if environment is not None:
+            return environment.server
         if not self.config.server or not self.config.refresh_token:
             raise NotLoggedInError()
         return self.config.server
 
+    @property
+    def ca_file(self) -> str | None:
+        """The remembered --ca-file, for the server it was given with."""
+        environment = self.environment
+        if environment is not None and environment.server != self.config.server:
+            return None
+        return self.config.ca_file
+
     def http(self, base_url: str | None = None) -> httpx.Client:
-        """An httpx client for `base_url` (default: the configured server)."""
+        """An httpx client for `base_url` (default: the configured server), kept open."""
         base = base_url or self.server
-        if self._http is None or self._http_base != base:
-            if self._http is not None:
-                self._http.close()
-            self._http = httpx.Client(
+        client = self._clients.get(base)
+        if client is None:
+            client = httpx.Client(
                 base_url=base,
-                verify=tls_verification(self.config.ca_file),
+                verify=tls_verification(self.ca_file),
                 timeout=TIMEOUT,
                 headers={"User-Agent": f"haven-cli/{__version__}"},
                 event_hooks=HttpLog().hooks() if self.debug else None,
             )
-            self._http_base = base
-        return self._http
+            self._clients[base] = client
+        return client
 
     def close(self) -> None:
-        if self._http is not None:
-            self._http.close()
-            self._http = None
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
 
     def send(
         self, method: str, url: str, *, base_url: str | None = None, **kwargs: Any
@@ -155,17 +236,8 @@ class HavenClient:
         where = base_url or self.server
         try:
             return client.request(method, url, **kwargs)
-        except httpx.ConnectError as error:
-            if "CERTIFICATE_VERIFY_FAILED" in str(error):
-                raise CliError(
-                    f"Cannot verify the TLS certificate of {where} ({error}); pass its CA "
-                    "with 'haven account login --ca-file', or set REQUESTS_CA_BUNDLE."
-                ) from error
-            raise CliError(f"Cannot connect to {where}: {error}") from error
-        except httpx.TimeoutException as error:
-            raise CliError(f"{where} did not answer in time ({type(error).__name__}).") from error
         except httpx.HTTPError as error:
-            raise CliError(f"The request to {where} failed: {error}") from error
+            raise transport_error(error, where) from error
 
     @staticmethod
     def result(response: httpx.Response) -> Any:
@@ -203,6 +275,8 @@ class HavenClient:
 
     def access_token(self, *, renew: bool = False) -> str:
         """A management access token: the cached one while it is valid, else a new one."""
+        if self.environment is not None:
+            return self._environment_access_token(renew)
         server = self.server
         config = self.config
         expires_at = config.access_token_expires_at or 0.0
@@ -228,6 +302,39 @@ class HavenClient:
             raise CliError("The token service answered with something other than a JSON object.")
         return self._remember_tokens(tokens)
 
+    def _environment_access_token(self, renew: bool) -> str:
+        environment = self.environment
+        assert environment is not None
+        cached = self._memory_token
+        if not renew and cached is not None and cached[1] > time.time() + EXPIRY_MARGIN_SECONDS:
+            return cached[0]
+        response = self.send(
+            "POST",
+            "/oauth2/token",
+            data={
+                "grant_type": "password",
+                "username": environment.username,
+                "password": environment.password,
+                "service": MANAGEMENT_SERVICE,
+            },
+        )
+        if response.status_code in (400, 401, 403):
+            message, _ = error_message(response)
+            raise CliError(
+                f"{environment.server} refused HAVEN_USERNAME and HAVEN_PASSWORD: {message}"
+            )
+        tokens = self.result(response)
+        access = tokens.get("access_token") if isinstance(tokens, dict) else None
+        if not isinstance(access, str) or not access:
+            raise CliError("The token service answered without an access token.")
+        lifetime = tokens.get("expires_in")
+        seconds = float(lifetime) if isinstance(lifetime, (int, float)) else None
+        self._memory_token = (
+            access,
+            time.time() + (seconds if seconds is not None else DEFAULT_ACCESS_TOKEN_SECONDS),
+        )
+        return access
+
     def login(self, server: str, username: str, password: str, ca_file: str | None) -> None:
         """Sign in with a password and keep the refresh token (never the password).
 
@@ -235,8 +342,12 @@ class HavenClient:
         refused; the previous login, if any, is kept in that case.
         """
         self.close()
+        # An explicit login is what this command uses, whatever the environment says.
+        self._environment, self._environment_read = None, True
         previous = self.config
-        self.config = CliConfig(server=server, ca_file=ca_file, extra=previous.extra)
+        self.config = CliConfig(
+            server=server, ca_file=ca_file, defaults=previous.defaults, extra=previous.extra
+        )
         try:
             response = self.send(
                 "POST",

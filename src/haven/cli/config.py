@@ -114,13 +114,15 @@ class ConfigStore:
     """Loads and atomically saves one `config.json`.
 
     A store made without a directory uses `config_dir()`, and reads the legacy
-    `~/.haven/config.json` while the new file does not exist; saving then writes the new
-    file and removes the legacy one, so the refresh token is kept in one place only.
+    `~/.haven/config.json` while the new file does not exist; saving what was read from it
+    writes the new file and removes the legacy one, so the refresh token is kept in one
+    place only.
     """
 
     def __init__(self, directory: Path | None = None) -> None:
         self.directory = directory if directory is not None else config_dir()
         self.legacy_path = legacy_config_path() if directory is None else None
+        self._loaded_from: Path | None = None
 
     @property
     def path(self) -> Path:
@@ -138,7 +140,7 @@ class ConfigStore:
         Raises CliError when the file cannot be read or is not a JSON object, naming it, so
         that the user can repair or delete it; it is never silently overwritten.
         """
-        source = self._source()
+        source = self._loaded_from = self._source()
         try:
             text = source.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -157,9 +159,9 @@ class ConfigStore:
         return CliConfig.from_json(data)
 
     def save(self, config: CliConfig) -> None:
-        moving = self._source() != self.path
         write_private_json(self.path, config.to_json())
-        if moving and self.legacy_path is not None:
+        if self.legacy_path is not None and self._loaded_from == self.legacy_path:
+            self._loaded_from = self.path
             with contextlib.suppress(OSError):
                 self.legacy_path.unlink()
                 self.legacy_path.parent.rmdir()  # only when nothing else is in it

@@ -18,21 +18,21 @@ import click
 import httpx
 
 from haven.cli.account import read_password
+from haven.cli.arguments import (
+    DEFAULT_REGISTRY_KEY,
+    configured_default,
+    required_unless_configured,
+)
 from haven.cli.auth_files import save_containers_login, save_docker_login
 from haven.cli.command import HavenCommand, session, warn
+from haven.cli.dataplane import RegistryClient, looks_like_host
 from haven.cli.errors import CliError, NotLoggedInError, ServerError
-from haven.cli.registry import registry_path
 
 REFRESH_TOKEN_USER = "00000000-0000-0000-0000-000000000000"
 EXPOSE_TOKEN_NOTE = (
     "You can perform manual login using the provided access token below, for example: "
     f"'docker login loginServer -u {REFRESH_TOKEN_USER} -p accessToken'"
 )
-
-
-def _looks_like_host(name: str) -> bool:
-    """Whether `name` is a login server (host[:port]) rather than a registry's name."""
-    return "." in name or ":" in name or name == "localhost"
 
 
 def _is_loopback(host: str) -> bool:
@@ -46,18 +46,12 @@ def resolve_login_server(name: str) -> tuple[str, str | None]:
     """The login server for `name`, and the server URL that issues its tokens.
 
     A registry's name is looked up through the management API (which requires being
-    signed in); a host[:port] is taken as the login server itself when not signed in.
+    signed in); a host[:port] is taken as the login server itself.
     """
     client = session()
-    if client.config.server and client.config.refresh_token:
-        registry = client.get(registry_path(name)) if not _looks_like_host(name) else None
-        if registry is None:
-            return name, client.server
-        login_server = registry.get("loginServer") if isinstance(registry, dict) else None
-        if not isinstance(login_server, str) or not login_server:
-            raise CliError(f"The server did not say what registry '{name}' is served as.")
-        return login_server, client.server
-    if _looks_like_host(name):
+    if client.signed_in:
+        return RegistryClient(client, name).login_server, client.server
+    if looks_like_host(name):
         return name, None
     raise NotLoggedInError()
 
@@ -106,9 +100,11 @@ def check_credentials(
 @click.option(
     "--name",
     "-n",
-    required=True,
+    default=configured_default(DEFAULT_REGISTRY_KEY),
+    callback=required_unless_configured,
     metavar="REGISTRY",
-    help="The registry's name (or, with -u/-p, its login server host[:port]).",
+    help="The registry's name, or its login server host[:port]; "
+    "default: `haven configure --defaults acr=<registry name>`. [required]",
 )
 @click.option(
     "--expose-token",

@@ -6,16 +6,20 @@ from typing import Any
 
 import click
 
-from haven.cli.arguments import TRUE_FALSE, drop_none, true_false, yes_option
+from haven.cli.arguments import (
+    TRUE_FALSE,
+    drop_none,
+    registry_name_option,
+    true_false,
+    yes_option,
+)
 from haven.cli.client import segment
 from haven.cli.command import HavenGroup, confirm, session
 from haven.cli.tables import registry_table
 
 SKUS = ("Basic", "Standard", "Premium")
 
-name_option = click.option(
-    "--name", "-n", required=True, metavar="REGISTRY", help="The registry's name."
-)
+name_option = registry_name_option
 
 
 def registry_path(name: str) -> str:

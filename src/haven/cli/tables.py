@@ -164,3 +164,31 @@ def service_principal_table(result: Any) -> list[Row]:
             "PASSWORD": r.get("password"),
         },
     )
+
+
+def usage_table(result: Any) -> list[Row]:
+    """`show-usage -o table`: one row per usage, as az prints `az acr show-usage`."""
+    usages = _get(result, "value") if isinstance(result, dict) else result
+    return _rows(
+        usages or [],
+        lambda r: {
+            "NAME": r.get("name"),
+            "LIMIT": r.get("limit"),
+            "CURRENT VALUE": r.get("currentValue"),
+            "UNIT": r.get("unit"),
+        },
+    )
+
+
+def referrers_table(result: Any) -> list[Row]:
+    """`manifest list-referrers -o table`: the descriptors of the referrers index."""
+    manifests = _get(result, "manifests") if isinstance(result, dict) else result
+    return _rows(
+        manifests or [],
+        lambda r: {
+            "DIGEST": r.get("digest"),
+            "ARTIFACT TYPE": r.get("artifactType"),
+            "MEDIA TYPE": r.get("mediaType"),
+            "SIZE": r.get("size"),
+        },
+    )
