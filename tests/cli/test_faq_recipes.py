@@ -272,11 +272,6 @@ def test_repository_show_for_the_disallowed_operation_question(
     assert shown["changeableAttributes"]["writeEnabled"] is False
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server: GET /api/registries/{name} refuses an identity that holds only AcrPull, so "
-    "the CLI cannot learn the login server from the registry's name (works with -n <login server>)",
-)
 def test_an_acrpull_assignee_lists_repositories_by_registry_name(
     owner: Profile, server: Server, tmp_path_factory: pytest.TempPathFactory
 ) -> None:

@@ -179,7 +179,7 @@ class RegistryClient:
             self._login_server = self.name
         if self._login_server is None:
             try:
-                found = self.client.get(registry_path(self.name))
+                found = self.client.get(registry_path(self.name) + "/loginServer")
             except ServerError as error:
                 if error.status != 403:
                     raise

@@ -377,6 +377,16 @@ class AccessService:
         )
         return frozenset(a for a in actions if a.startswith("manage/"))
 
+    async def any_role_on(self, principal: Principal, registry_id: int) -> bool:
+        """Whether an identity holds any role on the registry or one of its repositories."""
+        if principal.kind != "identity":
+            return False
+        caches = await self._current()
+        return any(
+            scope is None or scope == registry_id
+            for _, scope, _ in await self._assignments(caches, principal.id)
+        )
+
     # Tokens ----------------------------------------------------------------------
 
     async def issue_access(

@@ -120,6 +120,16 @@ class ManagementService:
             f"{caller.name} does not have authorization to {words} {where}",
         )
 
+    async def login_server(self, caller: Principal, name: str) -> dict[str, Any]:
+        """A registry's name and login server: what `haven login -n R` needs. Any role on
+        the registry suffices, as ACR lets an AcrPull assignee sign in by registry name
+        while it may not read the registry resource itself."""
+        found = await self._store.registry(name)
+        if found is not None and await self._access.any_role_on(caller, found.id):
+            return {"name": found.name, "loginServer": self.describe(found)["loginServer"]}
+        registry = await self.registry(caller, name, roles.MANAGE_READ)
+        return {"name": registry.name, "loginServer": self.describe(registry)["loginServer"]}
+
     async def registry(self, caller: Principal, name: str, action: str) -> RegistryRecord:
         found = await self._store.registry(name)
         if found is None:

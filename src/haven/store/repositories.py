@@ -318,13 +318,17 @@ class RepositoryStore:
         return await self.manifest(repository_id, digest)
 
     async def usage_bytes(self, registry_id: int) -> int:
-        """Bytes of the distinct blobs and manifests the registry's repositories hold."""
+        """Bytes of the distinct blobs the registry's manifests reference, plus the
+        manifests themselves: deleting an image lowers it at once, and a layer shared by
+        two images or repositories counts once."""
 
         def work(c: Conn) -> int:
             blobs = c.value(
                 "SELECT COALESCE(SUM(b.size), 0) FROM blobs b WHERE b.digest IN ("
-                "SELECT rb.digest FROM repository_blobs rb JOIN repositories r "
-                "ON r.id = rb.repository_id WHERE r.registry_id = ?)",
+                "SELECT mr.digest FROM manifest_references mr "
+                "JOIN manifests m ON m.id = mr.manifest_id "
+                "JOIN repositories r ON r.id = m.repository_id "
+                "WHERE r.registry_id = ? AND mr.kind = 0)",
                 registry_id,
             )
             manifests = c.value(

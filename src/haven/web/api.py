@@ -90,6 +90,12 @@ async def show_registry(call: ApiCall) -> Any:
     )
 
 
+@route("GET", f"/registries/{R}/loginServer")
+async def login_server(call: ApiCall) -> Any:
+    """A registry's login server, for any identity with a role on it."""
+    return await call.m.login_server(call.caller, call.params["registry"])
+
+
 @route("PATCH", f"/registries/{R}")
 async def update_registry(call: ApiCall) -> Any:
     """Change a registry's SKU, admin user, anonymous pull or network default action."""
