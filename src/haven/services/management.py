@@ -48,6 +48,10 @@ SKU_LIMITS: dict[str, dict[str, int]] = {
                 "Tokens": 50_000, "ScopeMaps": 50_000},
 }  # fmt: skip
 _REGISTRY_NAME = re.compile(r"^[a-zA-Z0-9]{5,50}$")
+_HOST = re.compile(
+    r"^(?=.{1,253}(:\d{1,5})?$)[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?"
+    r"(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*(:\d{1,5})?$"
+)
 _OBJECT_NAME = re.compile(r"^[a-zA-Z0-9-]{5,50}$")
 _IDENTITY_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._@-]{0,127}$")
 TOKEN_PASSWORD_NAMES = ("password1", "password2")
@@ -142,11 +146,12 @@ class ManagementService:
     # Registries ------------------------------------------------------------------
 
     def describe(self, registry: RegistryRecord) -> dict[str, Any]:
-        login = registry.login_servers[0] if registry.login_servers else None
+        primary = self._settings.login_server(registry.name)
         return {
             "id": f"/registries/{registry.name}",
             "name": registry.name,
-            "loginServer": login or self._settings.login_server(registry.name),
+            "loginServer": primary,
+            "additionalLoginServers": [h for h in registry.login_servers if h != primary],
             "sku": {"name": registry.sku, "tier": registry.sku},
             "adminUserEnabled": registry.admin_enabled,
             "anonymousPullEnabled": registry.anonymous_pull,
@@ -228,12 +233,27 @@ class ManagementService:
             raise ApiError(
                 400, "SkuNotSupported", "network rules (defaultAction Deny) need the Premium SKU"
             )
+        if "additionalLoginServers" in body:
+            await self._set_login_servers(registry, body["additionalLoginServers"])
         if changes:
             await self._store.update_registry(registry.id, changes)
             self._access.changed()
         updated = await self._store.registry(registry.name)
         assert updated is not None
         return self.describe(updated)
+
+    async def _set_login_servers(self, registry: RegistryRecord, hosts: Any) -> None:
+        if not isinstance(hosts, list) or len(hosts) > 20:
+            raise bad_request("additionalLoginServers must be a list of at most 20 host names")
+        cleaned = []
+        for host in hosts:
+            if not isinstance(host, str) or not _HOST.match(host):
+                raise bad_request(f"{str(host)[:100]!r} is not a host name (with an optional port)")
+            cleaned.append(host.lower())
+        primary = self._settings.login_server(registry.name)
+        if not await self._store.set_extra_login_servers(registry.id, primary, cleaned):
+            raise ApiError(409, "AlreadyInUse", "another registry answers to one of those names")
+        self._access.changed()
 
     async def delete_registry(self, caller: Principal, name: str) -> None:
         registry = await self.registry(caller, name, roles.MANAGE_WRITE)

@@ -219,6 +219,35 @@ class AccessStore:
         except _Taken:
             return False
 
+    async def set_extra_login_servers(
+        self, registry_id: int, primary: str, hosts: list[str]
+    ) -> bool:
+        """Replace the registry's login servers other than `primary`; False (and nothing
+        changed) when another registry answers to one of them."""
+
+        def work(c: Conn) -> None:
+            c.exec(
+                "DELETE FROM login_servers WHERE registry_id = ? AND host <> ?",
+                registry_id,
+                primary,
+            )
+            for host in hosts:
+                owner = c.value("SELECT registry_id FROM login_servers WHERE host = ?", host)
+                if owner is not None and int(owner) != registry_id:
+                    raise _Taken()
+                c.exec(
+                    "INSERT INTO login_servers (host, registry_id) VALUES (?, ?) "
+                    "ON CONFLICT (host) DO NOTHING",
+                    host,
+                    registry_id,
+                )
+
+        try:
+            await self.db.write(work)
+        except _Taken:
+            return False
+        return True
+
     def ensure_system_maps_sync(self, registry_id: int, system_maps: dict[str, list[str]]) -> None:
         self.db.write_sync(lambda c: _ensure_system_maps(c, registry_id, system_maps))
 
