@@ -69,7 +69,7 @@ class LargeBlob:
     def digest(self) -> str:
         h = _common_prefix_hash(self.size - TAIL_SIZE).copy()
         h.update(self.tail)
-        return "sha256:" + h.hexdigest()
+        return "sha256:" + str(h.hexdigest())
 
     def chunks(self, start: int = 0, end: int | None = None) -> Iterator[memoryview]:
         """The bytes [start, end) of the blob, in pieces of at most 1 MiB."""

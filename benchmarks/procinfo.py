@@ -52,9 +52,36 @@ def tree_peak_rss_bytes(root: int) -> int:
     return sum(_status_kib(pid, "VmHWM") for pid in process_tree(root)) * 1024
 
 
+def reset_tree_peak_rss(root: int) -> bool:
+    """Reset every process's VmHWM to its current RSS (`clear_refs` value 5), so a peak read
+    later belongs to what happened in between, not to start-up. False if not permitted."""
+    ok = True
+    for pid in process_tree(root):
+        try:
+            Path(f"/proc/{pid}/clear_refs").write_text("5")
+        except OSError:
+            ok = False
+    return ok
+
+
 def tree_rss_bytes(root: int) -> int:
     """Current resident set of the whole tree."""
     return sum(_status_kib(pid, "VmRSS") for pid in process_tree(root)) * 1024
+
+
+def tree_pss_bytes(root: int) -> int:
+    """Current proportional set size of the tree: shared pages (the interpreter, libraries)
+    counted once across processes instead of once per worker, as RSS does."""
+    total = 0
+    for pid in process_tree(root):
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+                    break
+        except OSError:
+            continue
+    return total * 1024
 
 
 def tree_cpu_seconds(root: int) -> float:
@@ -68,3 +95,22 @@ def tree_cpu_seconds(root: int) -> float:
         fields = stat[stat.rfind(")") + 2 :].split()
         total += int(fields[11]) + int(fields[12])  # utime, stime
     return total / _CLK_TCK
+
+
+def tree_breakdown(root: int) -> list[dict[str, object]]:
+    """Per process of the tree: pid, command line, VmHWM and VmRSS in KiB (for the JSON)."""
+    rows: list[dict[str, object]] = []
+    for pid in process_tree(root):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+        except OSError:
+            cmd = "?"
+        rows.append(
+            {
+                "pid": pid,
+                "cmd": cmd[:120],
+                "hwm_kib": _status_kib(pid, "VmHWM"),
+                "rss_kib": _status_kib(pid, "VmRSS"),
+            }
+        )
+    return rows

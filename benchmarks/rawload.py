@@ -112,9 +112,12 @@ class _Shared:
     statuses: dict[int, int] = field(default_factory=dict)
 
 
-def build_requests(host: str, port: int, path: str, accept: str) -> list[tuple[bytes, bool]]:
+def build_requests(
+    host: str, port: int, path: str, accept: str, headers: dict[str, str] | None = None
+) -> list[tuple[bytes, bool]]:
     """The HEAD and the GET, encoded once; the bool marks a HEAD (no body in the answer)."""
-    common = f"Host: {host}:{port}\r\nAccept: {accept}\r\nUser-Agent: haven-bench\r\n\r\n"
+    extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+    common = f"Host: {host}:{port}\r\nAccept: {accept}\r\nUser-Agent: haven-bench\r\n{extra}\r\n"
     return [
         (f"HEAD {path} HTTP/1.1\r\n{common}".encode(), True),
         (f"GET {path} HTTP/1.1\r\n{common}".encode(), False),
@@ -122,11 +125,17 @@ def build_requests(host: str, port: int, path: str, accept: str) -> list[tuple[b
 
 
 async def run_load(
-    host: str, port: int, path: str, accept: str, connections: int, seconds: float
+    host: str,
+    port: int,
+    path: str,
+    accept: str,
+    connections: int,
+    seconds: float,
+    headers: dict[str, str] | None = None,
 ) -> LoadResult:
     """Keep `connections` requests in flight for `seconds`; count answers that arrive in time."""
     loop = asyncio.get_running_loop()
-    requests = build_requests(host, port, path, accept)
+    requests = build_requests(host, port, path, accept, headers)
     shared = _Shared(deadline=float("inf"))
     conns: list[_Conn] = []
     # Connect everything first so that connection set-up is not part of the timed window.

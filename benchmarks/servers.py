@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import secrets
 import shlex
 import signal
 import socket
@@ -19,6 +20,12 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+from benchmarks.auth import Credentials
+from benchmarks.procinfo import tree_cpu_seconds
+
+# CPU time of every server stopped so far, for the run's "who else used the CPU" check.
+SERVER_CPU_SECONDS: list[float] = []
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REFERENCE_BINARY = "/usr/bin/docker-registry"
@@ -45,6 +52,7 @@ class Server:
     data_dir: Path
     log_path: Path
     description: str
+    credentials: Credentials | None = None  # None: an open registry
 
     @property
     def host(self) -> str:
@@ -65,7 +73,8 @@ class Server:
             return ""
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
-        """Poll `GET /v2/` until it answers 200; a process that dies first is an error."""
+        """Poll `GET /v2/` (with credentials, if any) until it answers 200; a process that
+        dies first is an error."""
         deadline = time.monotonic() + timeout
         last = "no answer"
         while time.monotonic() < deadline:
@@ -75,22 +84,37 @@ class Server:
                     f"{self.log_tail()}"
                 )
             try:
-                with urllib.request.urlopen(self.base_url + "/v2/", timeout=2) as resp:
+                request = urllib.request.Request(self.base_url + "/v2/")
+                if self.credentials is not None:
+                    request.add_header("Authorization", self.credentials.basic)
+                with urllib.request.urlopen(request, timeout=2) as resp:
                     if resp.status == 200:
                         return
                     last = f"HTTP {resp.status}"
             except urllib.error.HTTPError as exc:
+                if exc.code == 401:
+                    self.stop()
+                    raise ServerError(
+                        f"{self.name} answers GET /v2/ with 401 to the benchmark's "
+                        "credentials (or requires some it was not given)"
+                    ) from exc
                 last = f"HTTP {exc.code}"
             except OSError as exc:
                 last = str(exc)
             time.sleep(0.1)
         self.stop()
-        raise ServerError(f"{self.name} not ready after {timeout:.0f}s ({last}):\n{self.log_tail()}")
+        raise ServerError(
+            f"{self.name} not ready after {timeout:.0f}s ({last}):\n{self.log_tail()}"
+        )
 
     def stop(self) -> None:
-        """End the process group this server was started in: the parent and its workers."""
+        """End the process group this server was started in: the parent and its workers.
+
+        The tree's CPU time is read first and added to `SERVER_CPU_SECONDS`: workers that
+        outlive a signalled parent are reaped by init, so rusage would never see them."""
         if self.proc.poll() is not None:
             return
+        SERVER_CPU_SECONDS.append(tree_cpu_seconds(self.proc.pid))
         try:
             os.killpg(self.proc.pid, signal.SIGTERM)
             self.proc.wait(timeout=15)
@@ -101,7 +125,9 @@ class Server:
             pass
 
 
-def _spawn(name: str, argv: list[str], workdir: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+def _spawn(
+    name: str, argv: list[str], workdir: Path, env: dict[str, str]
+) -> subprocess.Popen[bytes]:
     log = open(workdir / f"{name}.log", "wb")  # noqa: SIM115 - the child owns it from here
     try:
         return subprocess.Popen(
@@ -146,8 +172,14 @@ def start_reference(workdir: Path) -> Server:
     config.write_text(reference_config(data_dir, port))
     argv = [REFERENCE_BINARY, "serve", str(config)]
     proc = _spawn("reference", argv, workdir, dict(os.environ))
-    server = Server("reference", proc, port, data_dir, workdir / "reference.log",
-                    "docker-registry (distribution 2.8, filesystem storage)")
+    server = Server(
+        "reference",
+        proc,
+        port,
+        data_dir,
+        workdir / "reference.log",
+        "docker-registry (distribution 2.8, filesystem storage)",
+    )
     server.wait_ready()
     return server
 
@@ -173,14 +205,34 @@ def start_haven(workdir: Path, workers: int, command: list[str]) -> Server:
     data_dir = workdir / "data"
     data_dir.mkdir()
     port = free_port()
-    argv = [*command, "serve", "--host", "127.0.0.1", "--port", str(port),
-            "--data-dir", str(data_dir), "--workers", str(workers)]
+    argv = [
+        *command,
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+        "--workers",
+        str(workers),
+    ]
     env = dict(os.environ)
     env["HAVEN_LOG_LEVEL"] = "error"
+    # Haven authenticates every request; its first start creates user `owner` with this.
+    credentials = Credentials("owner", secrets.token_urlsafe(18))
+    env["HAVEN_BOOTSTRAP_PASSWORD"] = credentials.password
     # A stray HAVEN_DATABASE_URL would point the benchmark at someone's real database.
     env.pop("HAVEN_DATABASE_URL", None)
     proc = _spawn("haven", argv, workdir, env)
-    server = Server("haven", proc, port, data_dir, workdir / "haven.log",
-                    f"haven serve --workers {workers} (SQLite metadata) via {shlex.join(command)}")
+    server = Server(
+        "haven",
+        proc,
+        port,
+        data_dir,
+        workdir / "haven.log",
+        f"haven serve --workers {workers} (SQLite metadata) via {shlex.join(command)}",
+        credentials,
+    )
     server.wait_ready()
     return server
