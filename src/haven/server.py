@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import subprocess
+import sys
 
 from haven.config import Settings
 
@@ -32,6 +35,22 @@ def prepare(settings: Settings) -> str | None:
         db.close()
 
 
+def prepare_in_child(settings: Settings) -> str | None:
+    """`prepare` in a short-lived child process: the migration and hashing libraries then
+    never load into this process, whose memory every worker starts from."""
+    env = os.environ | settings.to_environment()
+    if settings.bootstrap_password:
+        env["HAVEN_BOOTSTRAP_PASSWORD"] = settings.bootstrap_password
+    done = subprocess.run(
+        [sys.executable, "-m", "haven.server"], env=env, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        sys.stderr.write(done.stderr)
+        raise SystemExit(f"preparing the data directory and database failed ({done.returncode})")
+    generated: str | None = json.loads(done.stdout.strip().splitlines()[-1])["generated"]
+    return generated
+
+
 def serve(settings: Settings) -> None:
     from granian import Granian
     from granian.constants import Interfaces, SSLProtocols
@@ -40,7 +59,7 @@ def serve(settings: Settings) -> None:
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    generated = prepare(settings)
+    generated = prepare_in_child(settings)
     os.environ.update(settings.to_environment())
     where = f"{settings.host}:{settings.port}"
     scheme = "https" if settings.tls_cert else "http"
@@ -72,3 +91,8 @@ def serve(settings: Settings) -> None:
         ssl_key=settings.tls_key,
         ssl_protocol_min=SSLProtocols.tls12,
     ).serve()
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING)
+    print(json.dumps({"generated": prepare(Settings())}))

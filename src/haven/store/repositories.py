@@ -9,11 +9,8 @@ from typing import Any
 
 from haven.errors import Denied
 from haven.store.db import Conn, Database
-from haven.store.schema import LOCK_COLUMNS
+from haven.store.locks import LOCK_COLUMNS, LOCK_NAMES
 
-LOCK_NAMES = dict(
-    zip(("writeEnabled", "deleteEnabled", "readEnabled", "listEnabled"), LOCK_COLUMNS, strict=True)
-)
 _LOCKS_SQL = ", ".join(LOCK_COLUMNS)
 
 

@@ -26,9 +26,9 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-metadata = MetaData()
+from haven.store.locks import LOCK_COLUMNS
 
-LOCK_COLUMNS = ("write_enabled", "delete_enabled", "read_enabled", "list_enabled")
+metadata = MetaData()
 
 
 def _locks() -> list[Column]:  # type: ignore[type-arg]

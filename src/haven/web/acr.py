@@ -20,7 +20,8 @@ from haven.auth import roles
 from haven.errors import NameUnknown, PaginationNumberInvalid, ParameterInvalid
 from haven.oci.digest import parse_digest
 from haven.oci.names import validate_tag
-from haven.store.repositories import LOCK_NAMES, ManifestDetail, RepositoryDetail, TagDetail
+from haven.store.locks import LOCK_NAMES
+from haven.store.repositories import ManifestDetail, RepositoryDetail, TagDetail
 from haven.web.context import Ctx
 from haven.web.responses import json_response, respond
 from haven.web.v2.routes import Endpoint
