@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import ipaddress
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -34,6 +35,7 @@ REGISTRY_REFRESH_SECONDS = 3 * 3600
 MANAGEMENT_REFRESH_SECONDS = 30 * 24 * 3600
 CATALOG_RESOURCE = ("registry", "catalog")
 LOGIN_CACHE_MS = 300_000
+MAX_CACHED_BEARERS = 50_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +78,7 @@ class _Caches:
     permissions: dict[tuple[str, int, str], frozenset[str]] = field(default_factory=dict)
     assignments: dict[str, list[tuple[str, int | None, str | None]]] = field(default_factory=dict)
     scope_maps: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    bearers: dict[tuple[int, str], tuple[Caller, float]] = field(default_factory=dict)
 
 
 def _login_key(registry_id: int, username: str, password: str) -> str:
@@ -278,6 +281,17 @@ class AccessService:
         return principal
 
     async def bearer(self, registry_id: int, token: str) -> Caller:
+        """The caller behind an access token for this registry. Raises Unauthorized.
+
+        Clients send one token with many requests, so the decoded caller is kept (for
+        this epoch of the change counter, and until the token expires): a request with
+        a known token costs a dictionary lookup.
+        """
+        caches = await self._current()
+        key = (registry_id, token)
+        known = caches.bearers.get(key)
+        if known is not None and known[1] > time.time():
+            return known[0]
         audience = await self._audience(registry_id)
         principal = await self.from_token(token, audience, "access")
         claims = self.keys.verify(token, audience)
@@ -288,7 +302,12 @@ class AccessService:
                 grants[resource] = grants.get(resource, frozenset()) | roles.from_docker_actions(
                     [str(a) for a in entry.get("actions") or []]
                 )
-        return Caller(principal, grants)
+        caller = Caller(principal, grants)
+        if caches is self._caches:
+            if len(caches.bearers) > MAX_CACHED_BEARERS:
+                caches.bearers.clear()
+            caches.bearers[key] = (caller, float(claims["exp"]))
+        return caller
 
     # Permissions -----------------------------------------------------------------
 
