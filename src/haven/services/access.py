@@ -77,7 +77,6 @@ class _Caches:
     registries: dict[int, RegistryRecord | None] = field(default_factory=dict)
     permissions: dict[tuple[str, int, str], frozenset[str]] = field(default_factory=dict)
     assignments: dict[str, list[tuple[str, int | None, str | None]]] = field(default_factory=dict)
-    scope_maps: dict[str, tuple[str, ...]] = field(default_factory=dict)
     bearers: dict[tuple[int, str], tuple[Caller, float]] = field(default_factory=dict)
 
 

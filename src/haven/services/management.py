@@ -13,7 +13,6 @@ import ipaddress
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from haven.auth import roles
@@ -35,6 +34,7 @@ from haven.store.access import (
 )
 from haven.store.metadata import now_ms
 from haven.store.repositories import RepositoryStore
+from haven.timestamps import iso_from_ms, iso_or_none
 
 SKUS = ("Basic", "Standard", "Premium")
 GIB = 1024**3
@@ -161,7 +161,7 @@ class ManagementService:
                     {"action": "Allow", "ipAddressOrRange": rule} for rule in registry.ip_rules
                 ],
             },
-            "creationDate": _iso(registry.created_at),
+            "creationDate": iso_from_ms(registry.created_at),
             "provisioningState": "Succeeded",
         }
 
@@ -364,12 +364,12 @@ class ManagementService:
             "id": identity.id,
             "name": identity.name,
             "kind": identity.kind,
-            "createdAt": _iso(identity.created_at),
+            "createdAt": iso_from_ms(identity.created_at),
             "credentials": [
                 {
                     "id": c.id,
                     "name": c.name,
-                    "expiresAt": None if c.expires_at is None else _iso(c.expires_at),
+                    "expiresAt": iso_or_none(c.expires_at),
                 }
                 for c in credentials
             ],
@@ -415,7 +415,9 @@ class ManagementService:
             "kind": kind,
             "password": password,
             "credentialId": credential.id,
-            "expiresAt": None if credential.expires_at is None else _iso(credential.expires_at),
+            "expiresAt": None
+            if credential.expires_at is None
+            else iso_from_ms(credential.expires_at),
         }
 
     def _credential(
@@ -456,7 +458,9 @@ class ManagementService:
             "name": identity.name,
             "password": password,
             "credentialId": credential.id,
-            "expiresAt": None if credential.expires_at is None else _iso(credential.expires_at),
+            "expiresAt": None
+            if credential.expires_at is None
+            else iso_from_ms(credential.expires_at),
         }
 
     # Role assignments ------------------------------------------------------------
@@ -565,7 +569,7 @@ class ManagementService:
             "description": record.description,
             "actions": list(record.actions),
             "type": "SystemDefined" if record.system else "UserDefined",
-            "creationDate": _iso(record.created_at),
+            "creationDate": iso_from_ms(record.created_at),
         }
 
     async def list_scope_maps(self, caller: Principal, registry: str) -> list[dict[str, Any]]:
@@ -641,8 +645,8 @@ class ManagementService:
         for p in stored:
             entry: dict[str, Any] = {
                 "name": p.name,
-                "creationTime": _iso(p.created_at),
-                "expiry": None if p.expires_at is None else _iso(p.expires_at),
+                "creationTime": iso_from_ms(p.created_at),
+                "expiry": iso_or_none(p.expires_at),
             }
             if new_passwords and p.name in new_passwords:
                 entry["value"] = new_passwords[p.name]
@@ -651,7 +655,7 @@ class ManagementService:
             "name": token.name,
             "scopeMapName": token.scope_map_name,
             "status": token.status,
-            "creationDate": _iso(token.created_at),
+            "creationDate": iso_from_ms(token.created_at),
             "credentials": {"username": token.name, "passwords": passwords},
         }
 
@@ -766,10 +770,6 @@ class ManagementService:
         await asyncio.to_thread(self._store.add_signing_key_sync, key, retire)
         self._access.changed()
         return {"kid": key.kid}
-
-
-def _iso(epoch_ms: int) -> str:
-    return datetime.fromtimestamp(epoch_ms / 1000, UTC).isoformat().replace("+00:00", "Z")
 
 
 def _string(body: dict[str, Any], key: str) -> str:

@@ -9,7 +9,6 @@ metadata/write, deletions content/delete, the catalog the catalog right.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -22,16 +21,13 @@ from haven.oci.digest import parse_digest
 from haven.oci.names import validate_tag
 from haven.store.locks import LOCK_NAMES
 from haven.store.repositories import ManifestDetail, RepositoryDetail, TagDetail
+from haven.timestamps import iso_from_ms
 from haven.web.context import Ctx
 from haven.web.responses import json_response, respond
 from haven.web.v2.routes import Endpoint
 
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
-
-
-def _iso(epoch_ms: int) -> str:
-    return datetime.fromtimestamp(epoch_ms / 1000, UTC).isoformat().replace("+00:00", "Z")
 
 
 def _registry(ctx: Ctx) -> str:
@@ -97,8 +93,8 @@ def _repository_json(ctx: Ctx, r: RepositoryDetail) -> dict[str, Any]:
     return {
         "registry": _registry(ctx),
         "imageName": r.name,
-        "createdTime": _iso(r.created_at),
-        "lastUpdateTime": _iso(r.updated_at),
+        "createdTime": iso_from_ms(r.created_at),
+        "lastUpdateTime": iso_from_ms(r.updated_at),
         "manifestCount": r.manifest_count,
         "tagCount": r.tag_count,
         "changeableAttributes": r.attributes,
@@ -109,8 +105,8 @@ def _tag_json(t: TagDetail) -> dict[str, Any]:
     return {
         "name": t.name,
         "digest": t.digest,
-        "createdTime": _iso(t.created_at),
-        "lastUpdateTime": _iso(t.updated_at),
+        "createdTime": iso_from_ms(t.created_at),
+        "lastUpdateTime": iso_from_ms(t.updated_at),
         "signed": False,
         "changeableAttributes": t.attributes,
     }
@@ -120,8 +116,8 @@ def _manifest_json(m: ManifestDetail) -> dict[str, Any]:
     out: dict[str, Any] = {
         "digest": m.digest,
         "imageSize": m.size,
-        "createdTime": _iso(m.created_at),
-        "lastUpdateTime": _iso(m.updated_at),
+        "createdTime": iso_from_ms(m.created_at),
+        "lastUpdateTime": iso_from_ms(m.updated_at),
         "mediaType": m.media_type,
         "tags": m.tags,
         "changeableAttributes": m.attributes,

@@ -8,7 +8,6 @@ tokens for the registry the request's Host names.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -19,6 +18,7 @@ from starlette.responses import Response
 from haven.errors import NameInvalid, Unauthorized
 from haven.oci.names import validate_name
 from haven.services.access import ANONYMOUS, MANAGEMENT, AccessService, Principal
+from haven.timestamps import iso_from_ms
 from haven.web.auth import FailedLogins, parse_authorization
 
 MAX_FORM_BYTES = 64 * 1024
@@ -80,10 +80,6 @@ def _one(form: dict[str, list[str]], key: str) -> str | None:
     return values[0] if values else None
 
 
-def _iso(epoch_seconds: int) -> str:
-    return datetime.fromtimestamp(epoch_seconds, UTC).isoformat().replace("+00:00", "Z")
-
-
 class TokenEndpoints:
     def __init__(
         self,
@@ -113,7 +109,7 @@ class TokenEndpoints:
             "token": token,
             "access_token": token,
             "expires_in": lifetime,
-            "issued_at": _iso(issued),
+            "issued_at": iso_from_ms(issued * 1000),
         }
         if access:
             answer["scope"] = " ".join(
