@@ -109,7 +109,7 @@ class KilledMidUpload:
 def database_url(request: pytest.FixtureRequest) -> str | None:
     """Metadata in SQLite inside the data directory (the default), or in PostgreSQL."""
     if request.param == "postgresql":
-        return str(request.getfixturevalue("postgres_database"))
+        return str(request.getfixturevalue("own_postgres_database"))
     return None
 
 

@@ -179,17 +179,22 @@ class RegistryClient:
             self._login_server = self.name
         if self._login_server is None:
             try:
-                found = self.client.get(registry_path(self.name) + "/loginServer")
+                found = self.client.get(registry_path(self.name))
             except ServerError as error:
                 if error.status != 403:
                     raise
-                reason = error.message.rstrip(".")
-                raise ServerError(
-                    f"{reason}. Without the right to read the registry, name it by its "
-                    "login server instead: -n <login server>.",
-                    error.status,
-                    error.code,
-                ) from error
+                # Without the right to read the registry resource (an AcrPull assignee,
+                # say), any role on it still reveals its login server.
+                try:
+                    found = self.client.get(registry_path(self.name) + "/loginServer")
+                except ServerError:
+                    reason = error.message.rstrip(".")
+                    raise ServerError(
+                        f"{reason}. Without the right to read the registry, name it by its "
+                        "login server instead: -n <login server>.",
+                        error.status,
+                        error.code,
+                    ) from error
             login_server = found.get("loginServer") if isinstance(found, dict) else None
             if not isinstance(login_server, str) or not login_server:
                 raise CliError(f"The server did not say what registry '{self.name}' is served as.")
