@@ -179,7 +179,7 @@ class AccessService:
         that name still may.
         """
         if username == REFRESH_USERNAME:
-            audience = MANAGEMENT if registry_id is None else await self._audience(registry_id)
+            audience = MANAGEMENT if registry_id is None else await self.audience(registry_id)
             try:
                 return await self.from_token(password, audience, "refresh"), None
             except Unauthorized:
@@ -232,7 +232,7 @@ class AccessService:
                 return principal, stored.expires_at
         return None
 
-    async def _audience(self, registry_id: int) -> str:
+    async def audience(self, registry_id: int) -> str:
         registry = await self.registry(registry_id)
         return registry.name if registry is not None else "-"
 
@@ -264,6 +264,12 @@ class AccessService:
     async def from_token(self, token: str, audience: str, kind: str) -> Principal:
         """The principal behind a token of `kind` (access or refresh) for `audience`,
         if it is still valid now. Raises Unauthorized."""
+        principal, _ = await self._verified(token, audience, kind)
+        return principal
+
+    async def _verified(
+        self, token: str, audience: str, kind: str
+    ) -> tuple[Principal, dict[str, Any]]:
         await self._current()
         try:
             claims = self.keys.verify(token, audience)
@@ -277,7 +283,7 @@ class AccessService:
             and await self.current_version(principal) != principal.version
         ):
             raise Unauthorized("the credentials behind this token were revoked or changed")
-        return principal
+        return principal, claims
 
     async def bearer(self, registry_id: int, token: str) -> Caller:
         """The caller behind an access token for this registry. Raises Unauthorized.
@@ -291,9 +297,8 @@ class AccessService:
         known = caches.bearers.get(key)
         if known is not None and known[1] > time.time():
             return known[0]
-        audience = await self._audience(registry_id)
-        principal = await self.from_token(token, audience, "access")
-        claims = self.keys.verify(token, audience)
+        audience = await self.audience(registry_id)
+        principal, claims = await self._verified(token, audience, "access")
         grants: dict[tuple[str, str], frozenset[str]] = {}
         for entry in claims.get("access") or []:
             if isinstance(entry, dict):
@@ -431,7 +436,7 @@ class AccessService:
                     granted = []
                 if granted:
                     access.append({"type": resource_type, "name": name, "actions": granted})
-            audience = await self._audience(registry_id)
+            audience = await self.audience(registry_id)
         else:
             audience = MANAGEMENT
         claims = {**_claims_for(principal), "kind": "access", "access": access}
@@ -443,7 +448,7 @@ class AccessService:
         if registry_id is None:
             audience, lifetime = MANAGEMENT, MANAGEMENT_REFRESH_SECONDS
         else:
-            audience, lifetime = await self._audience(registry_id), REGISTRY_REFRESH_SECONDS
+            audience, lifetime = await self.audience(registry_id), REGISTRY_REFRESH_SECONDS
         token, _ = self.keys.sign({**_claims_for(principal), "kind": "refresh"}, audience, lifetime)
         return token
 

@@ -20,6 +20,8 @@ def ensure_signing_key(store: AccessStore, box: SecretBox) -> None:
 def ensure_owner(store: AccessStore, password: str | None) -> str | None:
     """Create the deployment owner on first start. Returns the password to show once
     when one was generated; None when the owner existed or the configured one was used."""
+    if store.has_identities_sync():
+        return None  # every start after the first: no password to hash
     secret = password or generate_password()
     stamp = now_ms()
     identity = IdentityRecord(str(uuid.uuid4()), OWNER, "user", 1, stamp)

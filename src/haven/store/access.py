@@ -320,8 +320,9 @@ class AccessStore:
 
     # Identities ------------------------------------------------------------------
 
-    async def has_identities(self) -> bool:
-        return await self.db.read(lambda c: c.value("SELECT 1 FROM identities LIMIT 1")) is not None
+    def has_identities_sync(self) -> bool:
+        found = self.db.write_sync(lambda c: c.value("SELECT 1 FROM identities LIMIT 1"))
+        return found is not None
 
     def create_owner_sync(self, identity: IdentityRecord, credential: CredentialRecord) -> bool:
         """Create the first identity with the Owner role over the whole deployment,

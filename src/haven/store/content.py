@@ -10,7 +10,6 @@ Methods named `*_sync` block and are called from worker threads only.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,12 +48,8 @@ class BlobStore(Protocol):
     def abort_sync(self, upload_id: str) -> None:
         """Drop an upload; no error if it is gone."""
 
-    def exists_sync(self, digest: str) -> bool: ...
-
     def local_path(self, digest: str) -> Path:
         """Where the blob's bytes are on this machine (for zero-copy responses)."""
-
-    def delete_sync(self, digest: str) -> None: ...
 
 
 def _fsync_directory(path: Path) -> None:
@@ -141,10 +136,3 @@ class FilesystemBlobStore:
 
     def abort_sync(self, upload_id: str) -> None:
         self._upload_path(upload_id).unlink(missing_ok=True)
-
-    def exists_sync(self, digest: str) -> bool:
-        return self.local_path(digest).exists()
-
-    def delete_sync(self, digest: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.local_path(digest).unlink()

@@ -134,10 +134,6 @@ class FailedLogins:
             return
         await asyncio.sleep(min(self.MAX_DELAY, 0.25 * 2 ** (count - self.FREE)))
 
-    def forget(self, address: str | None) -> None:
-        if address is not None:
-            self._seen.pop(address, None)
-
 
 def challenge(
     request: Request,

@@ -173,7 +173,7 @@ class TokenEndpoints:
                 refresh = _one(form, "refresh_token")
                 if not refresh:
                     return _error("invalid_request", "refresh_token is required", 400)
-                audience = MANAGEMENT if target is None else await self._audience(target)
+                audience = MANAGEMENT if target is None else await self._access.audience(target)
                 principal = await self._access.from_token(refresh, audience, "refresh")
             else:
                 return _error(
@@ -185,10 +185,6 @@ class TokenEndpoints:
         answer = await self._issue(principal, target, scopes, offline)
         answer.pop("token", None)
         return _json(answer)
-
-    async def _audience(self, registry_id: int) -> str:
-        registry = await self._access.registry(registry_id)
-        return registry.name if registry is not None else "-"
 
     async def exchange(self, request: Request, registry_id: int) -> Response:
         """POST /oauth2/exchange: a management access token → a registry refresh token."""
