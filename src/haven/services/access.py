@@ -1,7 +1,7 @@
 """Who is calling, and what they may do: authentication, permissions, token issuance.
 
 Every answer on the request path comes from in-process caches that are valid for one
-value of the deployment's change counter (`auth/epoch.py`). A change to roles,
+value of the deployment's access change counter (`epoch.py`). A change to roles,
 credentials, tokens or a registry's access settings bumps the counter; the next request
 in any worker sees the new value, drops its caches and asks the database again. So a
 revoked role or a disabled token stops working at once, and steady-state requests cost
@@ -13,15 +13,16 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import ipaddress
+import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from haven.auth import roles
-from haven.auth.epoch import ChangeCounter
 from haven.auth.jwts import KeyRing, TokenInvalid
 from haven.auth.secrets import SecretBox, same, verify_secret
+from haven.epoch import ChangeCounter
 from haven.errors import Unauthorized
 from haven.store.access import AccessStore, RegistryRecord
 from haven.store.metadata import now_ms
@@ -36,6 +37,8 @@ MANAGEMENT_REFRESH_SECONDS = 30 * 24 * 3600
 CATALOG_RESOURCE = ("registry", "catalog")
 LOGIN_CACHE_MS = 300_000
 MAX_CACHED_BEARERS = 50_000
+# Request shapes remembered as admitted (each holds its Authorization header, ~1 KiB).
+MAX_ADMITTED = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,10 +62,12 @@ ANONYMOUS = Principal("anonymous", "-", "anonymous")
 
 @dataclass(slots=True)
 class Caller:
-    """A principal plus, when it came with a bearer token, what that token grants."""
+    """A principal plus, when it came with a bearer token, what that token grants, and
+    until when (Unix time in ms) the credentials it presented may be taken as checked."""
 
     principal: Principal
     token_grants: dict[tuple[str, str], frozenset[str]] | None = None
+    valid_until_ms: float = math.inf
 
     @property
     def anonymous(self) -> bool:
@@ -78,6 +83,11 @@ class _Caches:
     permissions: dict[tuple[str, int, str], frozenset[str]] = field(default_factory=dict)
     assignments: dict[str, list[tuple[str, int | None, str | None]]] = field(default_factory=dict)
     bearers: dict[tuple[int, str], tuple[Caller, float]] = field(default_factory=dict)
+    admitted: dict[Hashable, Caller] = field(default_factory=dict)
+
+
+# The state every cached answer depends on; see AccessService.generation().
+Generation = _Caches
 
 
 def _login_key(registry_id: int, username: str, password: str) -> str:
@@ -136,6 +146,29 @@ class AccessService:
         """Call after committing any change that affects access."""
         self._counter.bump()
 
+    async def generation(self) -> Generation:
+        """The current state of every access cache, to `admit` a decision under."""
+        return await self._current()
+
+    def admitted(self, key: Hashable) -> Caller | None:
+        """The caller admitted before for exactly this request shape `key` (registry,
+        credentials, address, repository, action), if nothing that decision rested on
+        has changed since and the caller's credentials are still valid."""
+        caches = self._caches
+        if caches.epoch != self._counter.value():
+            return None
+        caller = caches.admitted.get(key)
+        if caller is None or caller.valid_until_ms <= now_ms():
+            return None
+        return caller
+
+    def admit(self, generation: Generation, key: Hashable, caller: Caller) -> None:
+        """Remember that `caller` was admitted for `key` under `generation`; a decision
+        taken while access changed lands in a generation that is already stale."""
+        if len(generation.admitted) >= MAX_ADMITTED:
+            generation.admitted.clear()
+        generation.admitted[key] = caller
+
     async def _cached(self, table: dict[Any, Any], key: Any, load: Callable[[], Awaitable[T]]) -> T:
         if key in table:
             return table[key]  # type: ignore[no-any-return]
@@ -154,20 +187,24 @@ class AccessService:
     async def login(self, registry_id: int | None, username: str, password: str) -> Principal:
         """Check a username and password (or refresh token) for a registry, or for
         management when `registry_id` is None. Raises Unauthorized."""
+        return (await self.login_caller(registry_id, username, password)).principal
+
+    async def login_caller(self, registry_id: int | None, username: str, password: str) -> Caller:
+        """`login`, as a caller valid until the check has to be made again."""
         caches = await self._current()
         key = _login_key(registry_id or 0, username, password)
         cached = caches.logins.get(key)
-        if cached is not None and cached[1] > now_ms():
-            return cached[0]
-        found = await self._login(registry_id, username, password)
-        if found is None:
-            raise Unauthorized("incorrect username or password")
-        principal, expires_at = found
-        if caches is self._caches:
+        if cached is None or cached[1] <= now_ms():
+            found = await self._login(registry_id, username, password)
+            if found is None:
+                raise Unauthorized("incorrect username or password")
+            principal, expires_at = found
             # Remembered until the secret expires, and never for long: a credential
             # that lapses stops working even if nothing else changes.
-            caches.logins[key] = (principal, min(expires_at or 2**62, now_ms() + LOGIN_CACHE_MS))
-        return principal
+            cached = (principal, min(expires_at or 2**62, now_ms() + LOGIN_CACHE_MS))
+            if caches is self._caches:
+                caches.logins[key] = cached
+        return Caller(cached[0], valid_until_ms=cached[1])
 
     async def _login(
         self, registry_id: int | None, username: str, password: str
@@ -306,7 +343,7 @@ class AccessService:
                 grants[resource] = grants.get(resource, frozenset()) | roles.from_docker_actions(
                     [str(a) for a in entry.get("actions") or []]
                 )
-        caller = Caller(principal, grants)
+        caller = Caller(principal, grants, float(claims["exp"]) * 1000)
         if caches is self._caches:
             if len(caches.bearers) > MAX_CACHED_BEARERS:
                 caches.bearers.clear()

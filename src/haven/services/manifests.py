@@ -13,6 +13,7 @@ from haven.errors import Denied, DigestInvalid, ManifestUnknown, NameUnknown
 from haven.oci.digest import digest_bytes, is_digest, parse_digest
 from haven.oci.manifest import ParsedManifest, parse_manifest
 from haven.oci.names import validate_tag
+from haven.services.manifest_cache import ManifestCache
 from haven.store.content import BlobStore
 from haven.store.metadata import MetadataStore, Referrer, StoredManifest
 
@@ -56,10 +57,17 @@ def _read_platform(path: Path) -> tuple[str | None, str | None]:
 
 
 class ManifestService:
-    def __init__(self, metadata: MetadataStore, store: BlobStore, pool: ThreadPoolExecutor) -> None:
+    def __init__(
+        self,
+        metadata: MetadataStore,
+        store: BlobStore,
+        pool: ThreadPoolExecutor,
+        cache: ManifestCache,
+    ) -> None:
         self._metadata = metadata
         self._store = store
         self._pool = pool
+        self._cache = cache
 
     async def get(self, registry_id: int, repository: str, reference: str) -> StoredManifest:
         by_digest = is_digest(reference)
@@ -67,7 +75,12 @@ class ManifestService:
             parse_digest(reference)
         else:
             validate_tag(reference)
-        found = await self._metadata.get_manifest(registry_id, repository, reference, by_digest)
+        key = (registry_id, repository, reference)
+        found, epoch = self._cache.lookup(key)
+        if found is None:
+            found = await self._metadata.get_manifest(registry_id, repository, reference, by_digest)
+            if found is not None:
+                self._cache.store(key, found, epoch)
         if found is None:
             if not await self._metadata.repository_exists(registry_id, repository):
                 raise NameUnknown(f"repository {repository} is not known to this registry")

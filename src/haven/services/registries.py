@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from haven.auth.epoch import ChangeCounter
+from haven.epoch import ChangeCounter
 from haven.store.metadata import MetadataStore
 
 REFRESH_SECONDS = 5.0

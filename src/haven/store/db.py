@@ -7,6 +7,10 @@ loop never waits on the database and a multi-statement operation costs one threa
 
 Durability: SQLite runs in WAL mode with `synchronous=FULL`, so a committed transaction
 is on disk when `write` returns; PostgreSQL commits are durable by default.
+
+Caches: a write bumps the content change counter (`epoch.py`) after it commits, unless
+its caller says it cannot change what a manifest read answers (blob links, uploads).
+Forgetting to say so costs a cache refill, never a stale answer.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
+
+from haven.epoch import ChangeCounter
 
 T = TypeVar("T")
 Row = Sequence[Any]
@@ -72,8 +78,9 @@ class Conn:
 class Database:
     """Runs functions of a `Conn` in worker threads, as reads or as transactions."""
 
-    def __init__(self, url: str, threads: int = 8) -> None:
+    def __init__(self, url: str, threads: int = 8, changes: ChangeCounter | None = None) -> None:
         self.url = url
+        self.changes = changes
         self.postgres = url.startswith(("postgresql:", "postgres:"))
         self._local = threading.local()
         self._connections: list[Any] = []
@@ -114,19 +121,22 @@ class Database:
     def _read(self, fn: Callable[[Conn], T]) -> T:
         return fn(self._conn())
 
-    def _write(self, fn: Callable[[Conn], T]) -> T:
+    def _write(self, fn: Callable[[Conn], T], content: bool = True) -> T:
         conn = self._conn()
         raw = conn._raw
         if self.postgres:
             with raw.transaction():
-                return fn(conn)
-        raw.execute("BEGIN IMMEDIATE")
-        try:
-            result = fn(conn)
-        except BaseException:
-            raw.execute("ROLLBACK")
-            raise
-        raw.execute("COMMIT")
+                result = fn(conn)
+        else:
+            raw.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(conn)
+            except BaseException:
+                raw.execute("ROLLBACK")
+                raise
+            raw.execute("COMMIT")
+        if content and self.changes is not None:
+            self.changes.bump()
         return result
 
     async def read(self, fn: Callable[[Conn], T]) -> T:
@@ -134,10 +144,14 @@ class Database:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, self._read, fn)
 
-    async def write(self, fn: Callable[[Conn], T]) -> T:
-        """Run `fn` in one transaction, committed (durably) before this returns."""
+    async def write(self, fn: Callable[[Conn], T], *, content: bool = True) -> T:
+        """Run `fn` in one transaction, committed (durably) before this returns.
+
+        `content=False` declares that the write leaves every manifest, tag and
+        repository attribute as it was, so content caches stay valid.
+        """
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self._write, fn)
+        return await loop.run_in_executor(self._pool, self._write, fn, content)
 
     def write_sync(self, fn: Callable[[Conn], T]) -> T:
         return self._write(fn)

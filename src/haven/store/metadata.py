@@ -178,7 +178,7 @@ class MetadataStore:
             _require_writable(c, repository_id, repository)
             _link_blob(c, repository_id, digest, size)
 
-        await self.db.write(work)
+        await self.db.write(work, content=False)
 
     async def complete_upload(
         self, upload_id: str, registry_id: int, repository: str, digest: str, size: int
@@ -191,7 +191,7 @@ class MetadataStore:
             _link_blob(c, repository_id, digest, size)
             c.exec("DELETE FROM uploads WHERE id = ?", upload_id)
 
-        await self.db.write(work)
+        await self.db.write(work, content=False)
 
     async def mount_blob(
         self, registry_id: int, repository: str, digest: str, source: str | None
@@ -221,7 +221,7 @@ class MetadataStore:
             _link_blob(c, repository_id, digest, int(size))
             return True
 
-        return await self.db.write(work)
+        return await self.db.write(work, content=False)
 
     async def unlink_blob(self, registry_id: int, repository: str, digest: str) -> bool:
         def work(c: Conn) -> bool:
@@ -237,7 +237,7 @@ class MetadataStore:
                 > 0
             )
 
-        return await self.db.write(work)
+        return await self.db.write(work, content=False)
 
     # Uploads ---------------------------------------------------------------------
 
@@ -254,7 +254,7 @@ class MetadataStore:
                 now_ms(),
             )
 
-        await self.db.write(work)
+        await self.db.write(work, content=False)
 
     async def get_upload(self, upload_id: str) -> Upload | None:
         row = await self.db.read(
@@ -265,7 +265,9 @@ class MetadataStore:
         return None if row is None else Upload(str(row[0]), int(row[1]), str(row[2]))
 
     async def delete_upload(self, upload_id: str) -> None:
-        await self.db.write(lambda c: c.exec("DELETE FROM uploads WHERE id = ?", upload_id))
+        await self.db.write(
+            lambda c: c.exec("DELETE FROM uploads WHERE id = ?", upload_id), content=False
+        )
 
     # Manifests -------------------------------------------------------------------
 

@@ -12,17 +12,18 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 
-from haven.auth.epoch import ChangeCounter
 from haven.auth.jwts import KeyRing
 from haven.auth.secrets import SecretBox, load_or_create_key
 from haven.config import Settings
+from haven.epoch import ChangeCounter
 from haven.errors import Denied, RegistryError, Unsupported
 from haven.oci.names import validate_name
-from haven.services.access import AccessService
+from haven.services.access import AccessService, Caller
 from haven.services.blobs import BlobService
 from haven.services.bootstrap import ensure_owner, ensure_signing_key
 from haven.services.listing import ListingService
 from haven.services.management import SYSTEM_SCOPE_MAPS, ManagementService
+from haven.services.manifest_cache import ManifestCache
 from haven.services.manifests import ManifestService
 from haven.services.registries import RegistryResolver
 from haven.services.uploads import UploadService
@@ -68,7 +69,10 @@ class HavenApp:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.db = Database(settings.effective_database_url, settings.db_threads)
+        self.content_changes = ChangeCounter(settings.data_dir / "content.epoch")
+        self.db = Database(
+            settings.effective_database_url, settings.db_threads, self.content_changes
+        )
         self.metadata = MetadataStore(self.db)
         self.content = FilesystemBlobStore(settings.data_dir)
         self.access_store = AccessStore(self.db)
@@ -99,7 +103,9 @@ class HavenApp:
             registries=registries,
             blobs=BlobService(self.metadata, self.content),
             uploads=UploadService(self.metadata, self.content, self.io_pool),
-            manifests=ManifestService(self.metadata, self.content, self.io_pool),
+            manifests=ManifestService(
+                self.metadata, self.content, self.io_pool, ManifestCache(self.content_changes)
+            ),
             listing=ListingService(self.metadata),
             access=access,
             failures=failures,
@@ -230,22 +236,25 @@ class HavenApp:
             trusted = services.settings.trusted_proxies
             address = client_address(request, trusted)
             access = services.access
-            if not await access.address_allowed(registry_id, address):
-                raise Denied(
-                    f"client address {address} is not allowed by the registry's network rules"
-                )
-            caller = await authenticate(
-                access, services.failures, request, registry_id, address, trusted
+            # A client repeats the same request shape (credentials, repository, action)
+            # many times; once admitted, it is admitted again by one lookup until access
+            # changes or its credentials lapse.
+            shape = (
+                registry_id,
+                request.headers.get("authorization"),
+                address,
+                name,
+                endpoint.action,
             )
-            services.limits.check(
-                registry_id, None if caller.anonymous else caller.principal.key, address
-            )
-            if endpoint.action == SIGNED_IN:
-                # Any valid token will do, an anonymous one too (anonymous pull).
-                if caller.anonymous and caller.token_grants is None:
-                    raise challenge(request, trusted, None, None, "authentication required")
+            caller = access.admitted(shape)
+            if caller is None:
+                generation = await access.generation()
+                caller = await self._admit(request, registry_id, address, name, endpoint.action)
+                access.admit(generation, shape, caller)
             else:
-                await require(access, caller, request, trusted, registry_id, name, endpoint.action)
+                services.limits.check(
+                    registry_id, None if caller.anonymous else caller.principal.key, address
+                )
             return await endpoint.handler(Ctx(request, services, registry_id, params, caller))
         except RegistryError as error:
             return await drain(request, error_response(error, head))
@@ -254,6 +263,36 @@ class HavenApp:
         except Exception:
             log.exception("unhandled error on %s %s", method, path)
             return error_response(RegistryError("internal error; see the server log"), head)
+
+    async def _admit(
+        self,
+        request: Request,
+        registry_id: int,
+        address: str | None,
+        repository: str | None,
+        action: str,
+    ) -> Caller:
+        """The caller, if the registry's network rules, the rate limits and the caller's
+        rights allow `action` on `repository`; raises the refusal otherwise."""
+        services = self.services
+        assert services is not None, "startup() has not run"
+        access, trusted = services.access, services.settings.trusted_proxies
+        if not await access.address_allowed(registry_id, address):
+            raise Denied(f"client address {address} is not allowed by the registry's network rules")
+        caller = await authenticate(
+            access, services.failures, request, registry_id, address, trusted
+        )
+        # Refusals count against the limits too: a flood of anonymous probes is limited.
+        services.limits.check(
+            registry_id, None if caller.anonymous else caller.principal.key, address
+        )
+        if action == SIGNED_IN:
+            # Any valid token will do, an anonymous one too (anonymous pull).
+            if caller.anonymous and caller.token_grants is None:
+                raise challenge(request, trusted, None, None, "authentication required")
+        else:
+            await require(access, caller, request, trusted, registry_id, repository, action)
+        return caller
 
 
 def create_app(settings: Settings | None = None) -> HavenApp:

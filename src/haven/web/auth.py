@@ -172,11 +172,13 @@ async def authenticate(
             return await access.bearer(registry_id, credentials.secret)
         await failures.delay(address)
         try:
-            principal = await access.login(registry_id, credentials.username, credentials.secret)
+            caller = await access.login_caller(
+                registry_id, credentials.username, credentials.secret
+            )
         except Unauthorized:
             failures.record(address)
             raise
-        return Caller(principal)
+        return caller
     except Unauthorized as exc:
         raise challenge(request, trusted, None, None, exc.message) from None
 
