@@ -29,6 +29,7 @@ import httpx
 
 from haven.cli.client import HavenClient, error_message, transport_error
 from haven.cli.errors import CliError, ServerError
+from haven.cli.progress import progress
 from haven.cli.registry import registry_path
 
 CATALOG_SCOPE = "registry:catalog:*"
@@ -342,22 +343,24 @@ class RegistryClient:
         items: list[Any] = []
         seen: set[tuple[str, str]] = set()
         current: tuple[str, dict[str, str]] | None = (path, query)
-        while current is not None and len(seen) < MAX_PAGES:
-            page_path, page_query = current
-            seen.add((page_path, repr(sorted(page_query.items()))))
-            response = self.request("GET", page_path, scopes, params=page_query)
-            body = HavenClient.result(response)
-            page = body.get(key) if isinstance(body, dict) else None
-            if page is None:
-                page = []
-            if not isinstance(page, list):
-                raise CliError(f"The registry answered {page_path} without a list of {key}.")
-            items.extend(page)
-            if top is not None and len(items) >= top:
-                return items[:top]
-            current = next_link(response.headers.get("link"))
-            if current is not None and (current[0], repr(sorted(current[1].items()))) in seen:
-                break
+        with progress(f"Listing {key}") as step:
+            while current is not None and len(seen) < MAX_PAGES:
+                page_path, page_query = current
+                seen.add((page_path, repr(sorted(page_query.items()))))
+                response = self.request("GET", page_path, scopes, params=page_query)
+                body = HavenClient.result(response)
+                page = body.get(key) if isinstance(body, dict) else None
+                if page is None:
+                    page = []
+                if not isinstance(page, list):
+                    raise CliError(f"The registry answered {page_path} without a list of {key}.")
+                items.extend(page)
+                step.advance(len(page))
+                if top is not None and len(items) >= top:
+                    return items[:top]
+                current = next_link(response.headers.get("link"))
+                if current is not None and (current[0], repr(sorted(current[1].items()))) in seen:
+                    break
         return items
 
     # ------------------------------------------------------------------ manifests

@@ -47,6 +47,7 @@ import yaml
 
 from haven.cli.command import HavenCommand, session, warn
 from haven.cli.errors import ServerError
+from haven.cli.progress import progress
 from haven.cli.registry import SKUS, registry_path
 
 REGISTRY_KEYS = frozenset(
@@ -294,11 +295,15 @@ def deploy(path: Path, what_if: bool) -> Any:
     text = sys.stdin.read() if str(path) == "-" else _read(path)
     registries = parse_deployment(text, str(path))
     done: list[dict[str, Any]] = []
-    for desired in registries:
-        changes = plan(desired, _existing(desired.name))
-        if changes and not what_if:
-            apply(desired, changes)
-        done.extend(changes)
+    verb = "Planning" if what_if else "Deploying"
+    with progress(f"{verb} registries", total=len(registries)) as step:
+        for desired in registries:
+            step.describe(f"{verb} {desired.name}")
+            changes = plan(desired, _existing(desired.name))
+            if changes and not what_if:
+                apply(desired, changes)
+            done.extend(changes)
+            step.advance()
     if what_if:
         warn("What-if: nothing was changed.")
     return done

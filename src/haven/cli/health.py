@@ -55,6 +55,7 @@ from haven.cli.dataplane import (
     repository_scope,
 )
 from haven.cli.errors import CliError
+from haven.cli.progress import progress
 
 TOOL_TIMEOUT_SECONDS = 20
 MORE_INFORMATION = "Please refer to docs/cli.md ('haven check-health') for more information."
@@ -128,17 +129,19 @@ class Report:
             raise CliError(f"{len(self.failed)} health check(s) failed: {', '.join(self.failed)}")
 
 
-def _run(arguments: list[str]) -> tuple[bool, str]:
-    """Whether a tool ran successfully, and the first line it printed."""
+def _run(check: str, arguments: list[str]) -> tuple[bool, str]:
+    """Whether a tool ran successfully, and the first line it printed; `check` is shown
+    as progress while it runs."""
     try:
-        done = subprocess.run(
-            arguments,
-            capture_output=True,
-            text=True,
-            timeout=TOOL_TIMEOUT_SECONDS,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
+        with progress(check):
+            done = subprocess.run(
+                arguments,
+                capture_output=True,
+                text=True,
+                timeout=TOOL_TIMEOUT_SECONDS,
+                stdin=subprocess.DEVNULL,
+                check=False,
+            )
     except (OSError, subprocess.SubprocessError) as error:
         return False, str(error)
     text = (done.stdout.strip() or done.stderr.strip()).splitlines()
@@ -158,12 +161,14 @@ def check_environment(report: Report) -> None:
         else:
             report.warning("DOCKER_COMMAND_ERROR", "docker was not found on PATH; podman was.")
     else:
-        daemon_ok, daemon = _run([docker, "version", "--format", "{{.Server.Version}}"])
+        daemon_ok, daemon = _run(
+            "Checking the docker daemon", [docker, "version", "--format", "{{.Server.Version}}"]
+        )
         if daemon_ok:
             report.ok("Docker daemon status: available")
         else:
             report.error("DOCKER_DAEMON_ERROR", f"The docker daemon cannot be reached: {daemon}")
-        version_ok, version = _run([docker, "--version"])
+        version_ok, version = _run("Checking docker's version", [docker, "--version"])
         if version_ok:
             report.ok(f"Docker version: '{version}'")
         else:
@@ -171,7 +176,7 @@ def check_environment(report: Report) -> None:
     for tool, program in (("podman", podman), ("skopeo", shutil.which("skopeo"))):
         if program is None:
             continue  # optional, and without an ACR error code of its own
-        tool_ok, version = _run([program, "--version"])
+        tool_ok, version = _run(f"Checking {tool}'s version", [program, "--version"])
         if tool_ok:
             report.ok(f"{tool.capitalize()} version: '{version}'")
         else:
@@ -184,7 +189,7 @@ def check_environment(report: Report) -> None:
         if program is None:
             report.warning(missing, f"{tool} was not found on PATH.")
             continue
-        tool_ok, version = _run([program, *version_arguments])
+        tool_ok, version = _run(f"Checking {tool}'s version", [program, *version_arguments])
         if tool_ok:
             report.ok(f"{tool.capitalize()} version: {version}")
         else:
@@ -193,7 +198,8 @@ def check_environment(report: Report) -> None:
 
 def _resolve(host: str) -> str | None:
     try:
-        found = socket.getaddrinfo(host, None)
+        with progress(f"Looking up {host}"):
+            found = socket.getaddrinfo(host, None)
     except (OSError, UnicodeError):
         return None
     return str(found[0][4][0]) if found else None
@@ -217,14 +223,16 @@ def check_registry(report: Report, name: str, image: str | None) -> None:
     """The checks of one registry; stops early (returns) where later ones cannot run."""
     client = session()
     try:
-        client.get("/api/me")
+        with progress(f"Signing in to {client.server}"):
+            client.get("/api/me")
     except CliError as error:
         report.error("CONNECTIVITY_AAD_LOGIN_ERROR", error.message)
         return
     report.ok(f"Sign-in to {client.server} : OK")
     registry = RegistryClient(client, name)
     try:
-        login_server = registry.login_server
+        with progress(f"Reading the login server of '{name}'"):
+            login_server = registry.login_server
     except CliError as error:
         report.error(
             "LOGIN_SERVER_ERROR", f"Cannot get the login server of '{name}': {error.message}"
@@ -246,7 +254,8 @@ def check_registry(report: Report, name: str, image: str | None) -> None:
             f"reaches it through {client.server} with 'Host: {login_server}'.",
         )
     try:
-        response = registry.send("GET", "/v2/")
+        with progress(f"Checking the challenge endpoint of {login_server}"):
+            response = registry.send("GET", "/v2/")
     except CliError as error:
         code = "CONNECTIVITY_SSL_ERROR" if _tls_failure(error) else "CONNECTIVITY_CHALLENGE_ERROR"
         report.error(code, error.message)
@@ -275,13 +284,15 @@ def check_registry(report: Report, name: str, image: str | None) -> None:
         return
     report.ok(f"Challenge endpoint {url} : OK")
     try:
-        registry.refresh_token()
+        with progress(f"Fetching a refresh token for registry '{login_server}'"):
+            registry.refresh_token()
     except CliError as error:
         report.error("CONNECTIVITY_REFRESH_TOKEN_ERROR", error.message)
         return
     report.ok(f"Fetch refresh token for registry '{login_server}' : OK")
     try:
-        registry.access_token([CATALOG_SCOPE])
+        with progress(f"Fetching an access token for registry '{login_server}'"):
+            registry.access_token([CATALOG_SCOPE])
     except CliError as error:
         report.error("CONNECTIVITY_ACCESS_TOKEN_ERROR", error.message)
         return
@@ -293,12 +304,13 @@ def check_registry(report: Report, name: str, image: str | None) -> None:
 def check_pull(report: Report, registry: RegistryClient, image: str) -> None:
     reference = parse_image(image)
     try:
-        response = registry.request(
-            "GET",
-            f"/v2/{repository_path(reference.repository)}/manifests/{reference_segment(reference.reference)}",
-            [repository_scope(reference.repository, "pull")],
-            headers={"Accept": MANIFEST_ACCEPT},
-        )
+        with progress(f"Pulling {reference}"):
+            response = registry.request(
+                "GET",
+                f"/v2/{repository_path(reference.repository)}/manifests/{reference_segment(reference.reference)}",
+                [repository_scope(reference.repository, "pull")],
+                headers={"Accept": MANIFEST_ACCEPT},
+            )
     except CliError as error:
         report.error("DOCKER_PULL_ERROR", error.message)
         return
