@@ -56,6 +56,17 @@ class Settings(BaseSettings):
     rate_limit_registry: float = Field(
         0.0, ge=0, description="Requests/s per registry, all callers together (0: no limit)"
     )
+    gc_interval_seconds: float = Field(
+        600.0, ge=0, description="Seconds between background garbage collection passes (0: off)"
+    )
+    gc_link_grace_seconds: float = Field(
+        86_400.0,
+        ge=0,
+        description="Age after which a blob uploaded but referenced by no manifest is unlinked",
+    )
+    gc_review_delay_seconds: float = Field(
+        60.0, ge=0, description="How long a blob that lost its last link waits before deletion"
+    )
     trusted_proxies: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Addresses/CIDRs whose X-Forwarded-For and X-Forwarded-Proto are believed",
@@ -110,6 +121,9 @@ class Settings(BaseSettings):
         env["HAVEN_RATE_LIMIT_ANONYMOUS"] = str(self.rate_limit_anonymous)
         env["HAVEN_RATE_LIMIT_PRINCIPAL"] = str(self.rate_limit_principal)
         env["HAVEN_RATE_LIMIT_REGISTRY"] = str(self.rate_limit_registry)
+        env["HAVEN_GC_INTERVAL_SECONDS"] = str(self.gc_interval_seconds)
+        env["HAVEN_GC_LINK_GRACE_SECONDS"] = str(self.gc_link_grace_seconds)
+        env["HAVEN_GC_REVIEW_DELAY_SECONDS"] = str(self.gc_review_delay_seconds)
         if self.trusted_proxies:
             env["HAVEN_TRUSTED_PROXIES"] = ",".join(self.trusted_proxies)
         return env

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 
 from .helpers import (
+    Manifest,
     assert_oci_error,
+    canonical,
     make_artifact,
     make_image,
     make_index,
+    push_blobs,
     push_image,
     push_manifest,
     sha256,
@@ -107,12 +112,41 @@ async def test_deleting_a_manifest_in_one_repository_leaves_it_in_another(
 
 
 async def test_a_deleted_manifest_can_be_pushed_again(client: httpx.AsyncClient):
+    """Deleting a manifest removes the repository's links to the blobs only it used (as
+    ACR deletes an image's unique layers), so a client pushes them again, as docker does
+    when its HEAD requests answer 404."""
     image = make_image("phoenix")
     await push_image(client, "del/again", image, "v1")
     assert (await client.delete(f"/v2/del/again/manifests/{image.digest}")).status_code == 202
+    for blob in image.blobs:
+        assert (await client.head(f"/v2/del/again/blobs/{blob.digest}")).status_code == 404
     resp = await push_manifest(client, "del/again", "v1", image.manifest)
-    assert resp.status_code == 201
+    assert_oci_error(resp, 400, "MANIFEST_BLOB_UNKNOWN")
+    await push_image(client, "del/again", image, "v1")
     assert (await client.get("/v2/del/again/manifests/v1")).content == image.manifest
+
+
+async def test_deleting_a_manifest_keeps_links_that_others_use(client: httpx.AsyncClient):
+    """A layer another manifest of the repository references stays linked, and so does
+    a blob uploaded again after the deleted manifest was pushed (a push in progress)."""
+    shared = make_image("shared-base", layers=2)
+    other = make_image("shared-other")
+    await push_image(client, "del/keep", shared, "v1")
+    # A second image reusing the first one's layers.
+    reuse = make_image("shared-reuse")
+    reuse_doc = reuse.json
+    reuse_doc["layers"] = [layer.descriptor() for layer in shared.layers]
+    reusing = Manifest(canonical(reuse_doc), reuse.media_type, (reuse.config, *shared.layers))
+    await push_image(client, "del/keep", reusing, "v2")
+    await push_image(client, "del/keep", other, "v3")
+    await asyncio.sleep(0.01)
+    await push_blobs(client, "del/keep", [other.layers[0]])  # uploaded again: about to be used
+    for manifest in (shared, other):
+        assert (await client.delete(f"/v2/del/keep/manifests/{manifest.digest}")).status_code == 202
+    for layer in (*shared.layers, other.layers[0]):
+        assert (await client.head(f"/v2/del/keep/blobs/{layer.digest}")).status_code == 200
+    assert (await client.head(f"/v2/del/keep/blobs/{shared.config_digest}")).status_code == 404
+    assert (await client.head(f"/v2/del/keep/blobs/{other.config_digest}")).status_code == 404
 
 
 async def test_deleting_an_index_child_leaves_the_index_readable_or_is_refused(

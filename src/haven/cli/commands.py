@@ -18,11 +18,13 @@ from haven.cli.completion import completion
 from haven.cli.configure import configure
 from haven.cli.credential import credential
 from haven.cli.deploy import deploy
+from haven.cli.gc import gc
 from haven.cli.health import check_health
 from haven.cli.identity import identity
 from haven.cli.login import login
 from haven.cli.manifest import manifest
 from haven.cli.network_rule import network_rule
+from haven.cli.purge import purge
 from haven.cli.registry import registry
 from haven.cli.repository import repository
 from haven.cli.role import role
@@ -56,6 +58,8 @@ cli.add_command(check_health)
 cli.add_command(deploy)
 cli.add_command(configure)
 cli.add_command(completion)
+cli.add_command(gc)
+cli.add_command(purge)
 # `az acr create|show|list|update|delete` act on registries: so do `haven create` etc.,
 # so that every `az acr` recipe runs with `haven` in its place.
 for _name in ("create", "show", "list", "update", "delete"):

@@ -21,7 +21,11 @@ from haven.auth.secrets import generate_password, hash_secret
 from haven.config import Settings
 from haven.errors import ApiError, NameInvalid
 from haven.oci.names import validate_name
+from haven.purge_rules import parse_ago, parse_filter
 from haven.services.access import MANAGEMENT_REFRESH_SECONDS, AccessService, Principal
+from haven.services.gc import GarbageCollector
+from haven.services.purge import PurgeRequest, PurgeService
+from haven.skus import SKU_LIMITS, included_storage
 from haven.store.access import (
     ADMIN_PASSWORD_NAMES,
     AccessStore,
@@ -36,17 +40,7 @@ from haven.store.metadata import now_ms
 from haven.store.repositories import RepositoryStore
 from haven.timestamps import iso_from_ms, iso_or_none
 
-SKUS = ("Basic", "Standard", "Premium")
-GIB = 1024**3
-# What each SKU includes, as ACR's service tiers (-1: no limit).
-SKU_LIMITS: dict[str, dict[str, int]] = {
-    "Basic": {"Size": 10 * GIB, "Webhooks": 2, "Geo-replications": 0, "IPRules": 0,
-              "Tokens": 100, "ScopeMaps": 100},
-    "Standard": {"Size": 100 * GIB, "Webhooks": 10, "Geo-replications": 0, "IPRules": 0,
-                 "Tokens": 500, "ScopeMaps": 500},
-    "Premium": {"Size": 500 * GIB, "Webhooks": 500, "Geo-replications": -1, "IPRules": 200,
-                "Tokens": 50_000, "ScopeMaps": 50_000},
-}  # fmt: skip
+SKUS = tuple(SKU_LIMITS)
 _REGISTRY_NAME = re.compile(r"^[a-zA-Z0-9]{5,50}$")
 _HOST = re.compile(
     r"^(?=.{1,253}(:\d{1,5})?$)[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?"
@@ -99,10 +93,19 @@ class Scope:
 
 
 class ManagementService:
-    def __init__(self, store: AccessStore, access: AccessService, settings: Settings) -> None:
+    def __init__(
+        self,
+        store: AccessStore,
+        access: AccessService,
+        settings: Settings,
+        collector: GarbageCollector,
+        purger: PurgeService,
+    ) -> None:
         self._store = store
         self._access = access
         self._settings = settings
+        self._collector = collector
+        self._purger = purger
 
     # Rights ----------------------------------------------------------------------
 
@@ -163,6 +166,12 @@ class ManagementService:
             },
             "creationDate": iso_from_ms(registry.created_at),
             "provisioningState": "Succeeded",
+            "storageQuota": {
+                "bytes": registry.quota_bytes
+                if registry.quota_bytes is not None
+                else included_storage(registry.sku),
+                "source": "sku" if registry.quota_bytes is None else "override",
+            },
         }
 
     async def list_registries(self, caller: Principal) -> list[dict[str, Any]]:
@@ -235,6 +244,10 @@ class ManagementService:
             )
         if "additionalLoginServers" in body:
             await self._set_login_servers(registry, body["additionalLoginServers"])
+        if "storageQuotaBytes" in body:
+            # The operator's lever, not the registry owner's: a deployment-wide right.
+            await self.require(caller, roles.MANAGE_WRITE, None)
+            changes["quota_bytes"] = _quota_bytes(body["storageQuotaBytes"])
         if changes:
             await self._store.update_registry(registry.id, changes)
             self._access.changed()
@@ -306,15 +319,16 @@ class ManagementService:
         """ACR's `listUsages`: what the registry uses against its SKU's limits."""
         registry = await self.registry(caller, name, roles.MANAGE_READ)
         counts = await repositories.counts(registry.id)
+        storage = await repositories.usage(registry.id)
         current = {
-            "Size": await repositories.usage_bytes(registry.id),
+            "Size": storage.used_bytes,
             "Webhooks": 0,
             "Geo-replications": 0,
             "IPRules": counts["ip_rules"],
             "Tokens": counts["tokens"],
             "ScopeMaps": counts["scope_maps"],
         }
-        limits = SKU_LIMITS[registry.sku]
+        limits = {**SKU_LIMITS[registry.sku], "Size": storage.quota_bytes}
         return {
             "value": [
                 {
@@ -326,6 +340,70 @@ class ManagementService:
                 for row, value in current.items()
             ]
         }
+
+    async def check_usage(
+        self, caller: Principal, name: str, repositories: RepositoryStore
+    ) -> dict[str, Any]:
+        """The usage kept as content changes against a recount from the manifests."""
+        registry = await self.registry(caller, name, roles.MANAGE_READ)
+        kept, recounted = await repositories.check_usage(registry.id)
+        return {
+            "usedBytes": kept.used_bytes,
+            "recountedBytes": recounted,
+            "driftBytes": kept.used_bytes - recounted,
+            "quotaBytes": kept.quota_bytes,
+        }
+
+    # Garbage collection ------------------------------------------------------------
+
+    async def collect_garbage(self, caller: Principal, body: Any) -> dict[str, Any]:
+        """One garbage collection pass now (deployment owners: blobs are shared by every
+        registry); `registry` limits the sweep of unreferenced links to one registry."""
+        await self.require(caller, roles.MANAGE_WRITE, None)
+        if not isinstance(body, dict):
+            raise bad_request("the body must be a JSON object")
+        name = body.get("registry")
+        registry = None
+        if name is not None:
+            registry = await self.registry(caller, _string(body, "registry"), roles.MANAGE_WRITE)
+        report = await self._collector.run(
+            registry_id=registry.id if registry else None,
+            registry_name=registry.name if registry else None,
+            dry_run=_bool(body, "dryRun") if "dryRun" in body else False,
+            full=_bool(body, "full") if "full" in body else False,
+        )
+        return report.as_json()
+
+    # Purge -------------------------------------------------------------------------
+
+    async def purge(self, caller: Principal, name: str, body: Any) -> dict[str, Any]:
+        """`acr purge`: delete tags and untagged manifests by filter and age."""
+        registry = await self.registry(caller, name, roles.MANAGE_WRITE)
+        if not isinstance(body, dict):
+            raise bad_request("the body must be a JSON object")
+        filters = body.get("filters")
+        if (
+            not isinstance(filters, list)
+            or not 1 <= len(filters) <= 50
+            or not all(isinstance(f, str) for f in filters)
+        ):
+            raise bad_request("filters must be a list of 1 to 50 'repository:tag' expressions")
+        untagged = _bool(body, "untagged") if "untagged" in body else False
+        untagged_only = _bool(body, "untaggedOnly") if "untaggedOnly" in body else False
+        if untagged and untagged_only:
+            raise bad_request("give untagged or untaggedOnly, not both")
+        request = PurgeRequest(
+            filters=[parse_filter(f) for f in filters],
+            ago_ms=parse_ago(_string(body, "ago")),
+            untagged=untagged,
+            untagged_only=untagged_only,
+            keep=_int(body, "keep", 0, 0, 100_000),
+            dry_run=_bool(body, "dryRun") if "dryRun" in body else False,
+            include_locked=_bool(body, "includeLocked") if "includeLocked" in body else False,
+            concurrency=_int(body, "concurrency", 8, 1, 64),
+        )
+        report = await self._purger.run(registry.id, request)
+        return report.as_json()
 
     # Network rules ---------------------------------------------------------------
 
@@ -776,6 +854,22 @@ def _string(body: dict[str, Any], key: str) -> str:
     value = body.get(key)
     if not isinstance(value, str) or not value or len(value) > 1024:
         raise bad_request(f"{key} is required and must be a non-empty string")
+    return value
+
+
+def _quota_bytes(value: Any) -> int | None:
+    """A storage quota override: bytes (0 to 1 PiB), or null for the SKU's own."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1024**5:
+        raise bad_request("storageQuotaBytes must be a number of bytes from 0 to 1 PiB, or null")
+    return value
+
+
+def _int(body: dict[str, Any], key: str, default: int, low: int, high: int) -> int:
+    value = body.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise bad_request(f"{key} must be a whole number from {low} to {high}")
     return value
 
 

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from haven.errors import BlobUploadUnknown, DigestInvalid, RangeNotSatisfiable
+from haven.errors import BlobUploadUnknown, Denied, DigestInvalid, RangeNotSatisfiable
 from haven.oci.digest import Digest, new_hasher, parse_digest
 from haven.store.content import BlobStore, UploadWriter
 from haven.store.metadata import MetadataStore
@@ -175,12 +175,25 @@ class UploadService:
                 _check_range(state.offset, content_range, content_length)
             await self._write(upload_id, state, body)
             await self._verify(upload_id, state, expected)
+            try:
+                await self._metadata.require_room(registry_id, digest, state.offset)
+            except Denied:
+                await self._discard(upload_id)
+                raise
             await self._run(self._store.publish_sync, upload_id, digest)
             self._states.pop(upload_id, None)
             self._locks.pop(upload_id, None)
-            await self._metadata.complete_upload(
-                upload_id, registry_id, repository, digest, state.offset
-            )
+            try:
+                await self._metadata.complete_upload(
+                    upload_id,
+                    registry_id,
+                    repository,
+                    digest,
+                    state.offset,
+                    self._ensure(upload_id, digest),
+                )
+            finally:
+                await self._run(self._store.abort_sync, upload_id)
             return state.offset
 
     async def monolithic(
@@ -194,13 +207,20 @@ class UploadService:
             state = HashState()
             await self._write(upload_id, state, body)
             await self._verify(upload_id, state, expected)
+            await self._metadata.require_room(registry_id, digest, state.offset)
             await self._run(self._store.publish_sync, upload_id, digest)
-        except BaseException:
+            await self._metadata.link_blob(
+                registry_id, repository, digest, state.offset, self._ensure(upload_id, digest)
+            )
+        finally:
             self._states.pop(upload_id, None)
             await self._run(self._store.abort_sync, upload_id)
-            raise
-        await self._metadata.link_blob(registry_id, repository, digest, state.offset)
         return state.offset
+
+    def _ensure(self, upload_id: str, digest: str) -> Callable[[], None]:
+        """Run inside the linking transaction: the blob is there, whatever garbage
+        collection did since it was published."""
+        return lambda: self._store.ensure_sync(upload_id, digest)
 
     async def _verify(self, upload_id: str, state: HashState, expected: Digest) -> None:
         if expected.algorithm == "sha256":

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from haven.auth.jwts import StoredKey
+from haven.store import gc
 from haven.store.db import Conn, Database
 from haven.store.metadata import now_ms
 
@@ -31,6 +32,7 @@ class RegistryRecord:
     created_at: int
     login_servers: tuple[str, ...]
     ip_rules: tuple[str, ...]
+    quota_bytes: int | None = None  # an operator's override of the SKU's included storage
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +100,9 @@ class _Taken(Exception):
     """A unique name another row holds; raised to roll a transaction back."""
 
 
-_REGISTRY_COLUMNS = "id, name, sku, admin_enabled, anonymous_pull, default_action, created_at"
+_REGISTRY_COLUMNS = (
+    "id, name, sku, admin_enabled, anonymous_pull, default_action, created_at, quota_bytes"
+)
 
 
 def _registry(c: Conn, row: Sequence[Any]) -> RegistryRecord:
@@ -118,6 +122,7 @@ def _registry(c: Conn, row: Sequence[Any]) -> RegistryRecord:
         created_at=int(row[6]),
         login_servers=tuple(str(h[0]) for h in hosts),
         ip_rules=tuple(str(r[0]) for r in rules),
+        quota_bytes=None if row[7] is None else int(row[7]),
     )
 
 
@@ -252,7 +257,7 @@ class AccessStore:
         self.db.write_sync(lambda c: _ensure_system_maps(c, registry_id, system_maps))
 
     async def update_registry(self, registry_id: int, changes: dict[str, Any]) -> None:
-        columns = {"sku", "admin_enabled", "anonymous_pull", "default_action"}
+        columns = {"sku", "admin_enabled", "anonymous_pull", "default_action", "quota_bytes"}
         assert set(changes) <= columns
 
         def work(c: Conn) -> None:
@@ -266,6 +271,7 @@ class AccessStore:
             # Tokens reference scope maps without cascading; drop them first.
             c.exec("DELETE FROM tokens WHERE registry_id = ?", registry_id)
             c.exec("DELETE FROM uploads WHERE registry_id = ?", registry_id)
+            gc.enqueue_registry(c, registry_id, now_ms())
             c.exec("DELETE FROM registries WHERE id = ?", registry_id)
 
         await self.db.write(work)

@@ -10,6 +10,7 @@ Methods named `*_sync` block and are called from worker threads only.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,8 +43,20 @@ class BlobStore(Protocol):
         """The upload's bytes so far, to rebuild a hash state."""
 
     def publish_sync(self, upload_id: str, digest: str) -> None:
-        """Make the (verified) upload durable and readable under `digest`; idempotent
-        when the blob exists already."""
+        """Make the (verified) upload durable and readable under `digest`. The upload
+        stays as a spare for `ensure_sync` (garbage collection may be deleting the
+        published copy) until the caller drops it with `abort_sync` after linking."""
+
+    def ensure_sync(self, upload_id: str, digest: str) -> None:
+        """Make sure the blob exists, publishing the upload's spare copy if it does not.
+        Called inside the transaction that links the blob, which garbage collection
+        cannot interleave with."""
+
+    def delete_sync(self, digest: str) -> int:
+        """Delete a blob; returns the bytes freed (0 if it was not there)."""
+
+    def scan_sync(self) -> Iterator[tuple[str, int, float]]:
+        """Every stored blob: digest, size and modification time (Unix seconds)."""
 
     def abort_sync(self, upload_id: str) -> None:
         """Drop an upload; no error if it is gone."""
@@ -115,12 +128,37 @@ class FilesystemBlobStore:
                 yield chunk
 
     def publish_sync(self, upload_id: str, digest: str) -> None:
+        if self.local_path(digest).exists():
+            # Same digest, same bytes: the first copy stays; this one waits as a spare.
+            return
+        self._publish(upload_id, digest)
+
+    def ensure_sync(self, upload_id: str, digest: str) -> None:
+        if not self.local_path(digest).exists():
+            self._publish(upload_id, digest)
+
+    def delete_sync(self, digest: str) -> int:
+        path = self.local_path(digest)
+        try:
+            size = path.stat().st_size
+            path.unlink()
+        except FileNotFoundError:
+            return 0
+        return size
+
+    def scan_sync(self) -> Iterator[tuple[str, int, float]]:
+        for algorithm in sorted(p for p in self.blob_root.iterdir() if p.is_dir()):
+            for fan_out in sorted(p for p in algorithm.iterdir() if p.is_dir()):
+                for entry in os.scandir(fan_out):
+                    try:
+                        stat = entry.stat()
+                    except FileNotFoundError:
+                        continue
+                    yield f"{algorithm.name}:{entry.name}", stat.st_size, stat.st_mtime
+
+    def _publish(self, upload_id: str, digest: str) -> None:
         source = self._upload_path(upload_id)
         target = self.local_path(digest)
-        if target.exists():
-            # Same digest, same bytes: the first copy stays, this one goes.
-            source.unlink(missing_ok=True)
-            return
         fd = os.open(source, os.O_RDONLY)
         try:
             os.fsync(fd)
@@ -131,7 +169,13 @@ class FilesystemBlobStore:
             # The new fan-out directories must survive a crash too.
             _fsync_directory(target.parent.parent)
             _fsync_directory(target.parent.parent.parent)
-        os.replace(source, target)
+        # Its age is that of the publication, not of the last chunk: garbage collection
+        # leaves files younger than its grace period alone until their rows appear.
+        os.utime(source)
+        # A second name for the upload's file: the upload keeps its own as the spare
+        # that `ensure_sync` needs, until `abort_sync` drops it.
+        with contextlib.suppress(FileExistsError):  # another upload of the same bytes won
+            os.link(source, target)
         _fsync_directory(target.parent)
 
     def abort_sync(self, upload_id: str) -> None:

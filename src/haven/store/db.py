@@ -31,6 +31,8 @@ from haven.epoch import ChangeCounter
 T = TypeVar("T")
 Row = Sequence[Any]
 
+POSTGRES_RETRIES = 3
+
 
 @lru_cache(maxsize=512)
 def _to_psycopg(sql: str) -> str:
@@ -43,6 +45,12 @@ class Conn:
     def __init__(self, raw: Any, postgres: bool) -> None:
         self._raw = raw
         self._postgres = postgres
+
+    @property
+    def postgres(self) -> bool:
+        """Whether this is PostgreSQL (for the few statements that differ, such as row
+        locks; SQLite's write transactions are serialised as a whole)."""
+        return self._postgres
 
     def _execute(self, sql: str, args: Sequence[Any]) -> Any:
         if self._postgres:
@@ -125,8 +133,7 @@ class Database:
         conn = self._conn()
         raw = conn._raw
         if self.postgres:
-            with raw.transaction():
-                result = fn(conn)
+            result = self._postgres_transaction(conn, fn)
         else:
             raw.execute("BEGIN IMMEDIATE")
             try:
@@ -138,6 +145,21 @@ class Database:
         if content and self.changes is not None:
             self.changes.bump()
         return result
+
+    @staticmethod
+    def _postgres_transaction(conn: Conn, fn: Callable[[Conn], T]) -> T:
+        """Run `fn` in a transaction; one that PostgreSQL aborts as a deadlock victim is
+        run again (every `fn` is a plain function of the connection, safe to repeat)."""
+        import psycopg
+
+        for attempt in range(POSTGRES_RETRIES):
+            try:
+                with conn._raw.transaction():
+                    return fn(conn)
+            except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
+                if attempt == POSTGRES_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     async def read(self, fn: Callable[[Conn], T]) -> T:
         """Run `fn` outside a transaction: each statement sees the latest commit."""

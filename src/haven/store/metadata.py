@@ -8,13 +8,14 @@ write that gives them content, so a cancelled upload leaves no empty repository 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import orjson
 
 from haven.errors import Denied, ManifestBlobUnknown, ManifestInvalid
 from haven.oci.manifest import ParsedManifest
+from haven.store import gc, usage
 from haven.store.db import Conn, Database
 
 BLOB, MANIFEST = 0, 1
@@ -98,18 +99,29 @@ def _require_writable(c: Conn, repository_id: int, repository: str) -> None:
         raise _locked("repository", repository, "writeEnabled")
 
 
-def _link_blob(c: Conn, repository_id: int, digest: str, size: int) -> None:
+def _link_blob(
+    c: Conn, repository_id: int, digest: str, size: int, ensure: Callable[[], None] | None = None
+) -> None:
+    """Link a blob into a repository. `ensure` (after an upload) makes sure the bytes are
+    there: it runs with the blob's row locked, so garbage collection, which deletes a
+    blob's file and row under the same lock, cannot interleave.
+
+    A link's `created_at` is when it was last linked: an upload or mount of a blob that
+    the repository holds already renews it, so garbage collection's grace period for
+    links no manifest references yet starts again."""
     stamp = now_ms()
     c.exec(
         "INSERT INTO blobs (digest, size, created_at) VALUES (?, ?, ?) "
-        "ON CONFLICT (digest) DO NOTHING",
+        "ON CONFLICT (digest) DO UPDATE SET size = excluded.size",
         digest,
         size,
         stamp,
     )
+    if ensure is not None:
+        ensure()
     c.exec(
         "INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES (?, ?, ?) "
-        "ON CONFLICT (repository_id, digest) DO NOTHING",
+        "ON CONFLICT (repository_id, digest) DO UPDATE SET created_at = excluded.created_at",
         repository_id,
         digest,
         stamp,
@@ -172,23 +184,55 @@ class MetadataStore:
 
         return await self.db.read(work)
 
-    async def link_blob(self, registry_id: int, repository: str, digest: str, size: int) -> None:
+    async def require_room(self, registry_id: int, digest: str, size: int) -> None:
+        """Denied (QuotaExceeded) when a blob new to the registry would not fit in its
+        quota. Advisory: the push of the manifest that references it decides, inside its
+        transaction, so concurrent uploads cannot jointly overshoot the quota."""
+
+        def work(c: Conn) -> None:
+            known = c.value(
+                "SELECT 1 FROM registry_content WHERE registry_id = ? AND digest = ?",
+                registry_id,
+                digest,
+            )
+            if known is not None:
+                return
+            current = usage.usage(c, registry_id)
+            if current.used_bytes + size > current.quota_bytes:
+                raise usage.QuotaExceeded(current.used_bytes, size, current.quota_bytes)
+
+        await self.db.read(work)
+
+    async def link_blob(
+        self,
+        registry_id: int,
+        repository: str,
+        digest: str,
+        size: int,
+        ensure: Callable[[], None] | None = None,
+    ) -> None:
         def work(c: Conn) -> None:
             repository_id = _ensure_repository(c, registry_id, repository)
             _require_writable(c, repository_id, repository)
-            _link_blob(c, repository_id, digest, size)
+            _link_blob(c, repository_id, digest, size, ensure)
 
         await self.db.write(work, content=False)
 
     async def complete_upload(
-        self, upload_id: str, registry_id: int, repository: str, digest: str, size: int
+        self,
+        upload_id: str,
+        registry_id: int,
+        repository: str,
+        digest: str,
+        size: int,
+        ensure: Callable[[], None],
     ) -> None:
         """Link a verified, published blob and forget its upload, in one transaction."""
 
         def work(c: Conn) -> None:
             repository_id = _ensure_repository(c, registry_id, repository)
             _require_writable(c, repository_id, repository)
-            _link_blob(c, repository_id, digest, size)
+            _link_blob(c, repository_id, digest, size, ensure)
             c.exec("DELETE FROM uploads WHERE id = ?", upload_id)
 
         await self.db.write(work, content=False)
@@ -228,14 +272,13 @@ class MetadataStore:
             repository_id = _repository_id(c, registry_id, repository)
             if repository_id is None:
                 return False
-            return (
-                c.exec(
-                    "DELETE FROM repository_blobs WHERE repository_id = ? AND digest = ?",
-                    repository_id,
-                    digest,
-                )
-                > 0
+            removed = c.exec(
+                "DELETE FROM repository_blobs WHERE repository_id = ? AND digest = ?",
+                repository_id,
+                digest,
             )
+            gc.enqueue(c, [digest] if removed else [], now_ms())
+            return removed > 0
 
         return await self.db.write(work, content=False)
 
@@ -330,6 +373,7 @@ class MetadataStore:
                 if current is not None and not current[1] and current[0] != digest:
                     raise _locked("tag", f"{repository}:{tag}", "writeEnabled")
             references: list[tuple[int, str]] = []
+            blob_sizes: dict[str, int] = {}
             for blob in manifest.blobs:
                 size = c.value(
                     "SELECT b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest "
@@ -350,6 +394,7 @@ class MetadataStore:
                         f"the stored blob has {size}"
                     )
                 references.append((BLOB, blob.digest))
+                blob_sizes[blob.digest] = int(size)
             for child in manifest.children:
                 size = c.value(
                     "SELECT size FROM manifests WHERE repository_id = ? AND digest = ?",
@@ -368,7 +413,7 @@ class MetadataStore:
                     )
                 references.append((MANIFEST, child.digest))
             stamp = now_ms()
-            c.exec(
+            inserted = c.exec(
                 "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, "
                 "subject_digest, annotations, size, payload, created_at, updated_at, "
                 "config_media_type, architecture, os) "
@@ -399,6 +444,8 @@ class MetadataStore:
                 "ON CONFLICT DO NOTHING",
                 [(manifest_id, kind, ref) for kind, ref in dict.fromkeys(references)],
             )
+            if inserted:
+                usage.add_references(c, registry_id, {digest: len(payload), **blob_sizes})
             if tag is not None:
                 c.exec(
                     "INSERT INTO tags (repository_id, name, manifest_digest, updated_at, "
@@ -442,17 +489,32 @@ class MetadataStore:
             )
             if locked_tag is not None:
                 raise _locked("tag", f"{repository}:{locked_tag}", "deleteEnabled")
+            # Rows are locked in the order a push locks them (repository, then usage),
+            # so that a delete and a push on PostgreSQL cannot deadlock.
+            c.exec("UPDATE repositories SET updated_at = ? WHERE id = ?", now_ms(), repository_id)
             c.exec(
                 "DELETE FROM tags WHERE repository_id = ? AND manifest_digest = ?",
                 repository_id,
                 digest,
             )
-            c.exec(
-                "DELETE FROM manifests WHERE repository_id = ? AND digest = ?",
+            found = c.one(
+                "SELECT id, created_at FROM manifests WHERE repository_id = ? AND digest = ?",
                 repository_id,
                 digest,
             )
-            c.exec("UPDATE repositories SET updated_at = ? WHERE id = ?", now_ms(), repository_id)
+            assert found is not None, "the manifest was just read in this transaction"
+            manifest_id, pushed_at = int(found[0]), int(found[1])
+            held = usage.manifest_references(c, [manifest_id])
+            blobs = [
+                str(r[0])
+                for r in c.all(
+                    "SELECT digest FROM manifest_references WHERE manifest_id = ? AND kind = 0",
+                    manifest_id,
+                )
+            ]
+            c.exec("DELETE FROM manifests WHERE id = ?", manifest_id)
+            usage.remove_references(c, registry_id, held.items())
+            gc.unlink_released(c, repository_id, blobs, pushed_at, now_ms())
             return True
 
         return await self.db.write(work)

@@ -8,8 +8,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from haven.errors import Denied
+from haven.store import gc, usage
 from haven.store.db import Conn, Database
 from haven.store.locks import LOCK_COLUMNS, LOCK_NAMES
+from haven.store.metadata import now_ms
+from haven.store.usage import Usage
 
 _LOCKS_SQL = ", ".join(LOCK_COLUMNS)
 
@@ -219,7 +222,10 @@ class RepositoryStore:
                     "SELECT name FROM tags WHERE repository_id = ? ORDER BY name", found.id
                 )
             ]
+            held = usage.repository_references(c, found.id)
+            gc.enqueue_repository(c, found.id, now_ms())
             c.exec("DELETE FROM repositories WHERE id = ?", found.id)
+            usage.remove_references(c, registry_id, held.items())
             return digests, tags
 
         return await self.db.write(work)
@@ -314,29 +320,18 @@ class RepositoryStore:
         await self.db.write(work)
         return await self.manifest(repository_id, digest)
 
-    async def usage_bytes(self, registry_id: int) -> int:
-        """Bytes of the distinct blobs the registry's manifests reference, plus the
-        manifests themselves: deleting an image lowers it at once, and a layer shared by
-        two images or repositories counts once."""
+    async def usage(self, registry_id: int) -> Usage:
+        """Bytes used (exact as of the last commit) and the registry's quota."""
+        return await self.db.read(lambda c: usage.usage(c, registry_id))
 
-        def work(c: Conn) -> int:
-            blobs = c.value(
-                "SELECT COALESCE(SUM(b.size), 0) FROM blobs b WHERE b.digest IN ("
-                "SELECT mr.digest FROM manifest_references mr "
-                "JOIN manifests m ON m.id = mr.manifest_id "
-                "JOIN repositories r ON r.id = m.repository_id "
-                "WHERE r.registry_id = ? AND mr.kind = 0)",
-                registry_id,
-            )
-            manifests = c.value(
-                "SELECT COALESCE(SUM(size), 0) FROM (SELECT DISTINCT m.digest, m.size "
-                "FROM manifests m JOIN repositories r ON r.id = m.repository_id "
-                "WHERE r.registry_id = ?) AS distinct_manifests",
-                registry_id,
-            )
-            return int(blobs) + int(manifests)
+    async def check_usage(self, registry_id: int) -> tuple[Usage, int]:
+        """The recorded usage and a recount from the manifests, read in one snapshot."""
 
-        return await self.db.read(work)
+        def work(c: Conn) -> tuple[Usage, int]:
+            return usage.usage(c, registry_id), usage.recount(c, registry_id)
+
+        # A write transaction, so that no push commits between the two reads.
+        return await self.db.write(work, content=False)
 
     async def counts(self, registry_id: int) -> dict[str, int]:
         def work(c: Conn) -> dict[str, int]:

@@ -46,6 +46,23 @@ registries = Table(
     Column("admin_enabled", SmallInteger, nullable=False, server_default="0"),
     Column("anonymous_pull", SmallInteger, nullable=False, server_default="0"),
     Column("default_action", String(8), nullable=False, server_default="Allow"),
+    # Storage accounting (store/usage.py): bytes referenced, and an operator's quota
+    # override (NULL: what the SKU includes).
+    Column("used_bytes", BigInteger, nullable=False, server_default="0"),
+    Column("quota_bytes", BigInteger),
+)
+
+# Per registry and digest, how many references keep it counted in the registry's usage:
+# one per manifest with that digest, one per manifest naming it as a blob.
+registry_content = Table(
+    "registry_content",
+    metadata,
+    Column(
+        "registry_id", Integer, ForeignKey("registries.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("digest", String(200), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("refs", Integer, nullable=False),
 )
 
 login_servers = Table(
@@ -145,6 +162,24 @@ tags = Table(
     *_locks(),
     Column("created_at", BigInteger, nullable=False, server_default="0"),
     Index("ix_tags_manifest", "repository_id", "manifest_digest"),
+)
+
+# Blobs that lost a link, to be deleted once reviewed if nothing links them any more
+# (store/gc.py).
+gc_blob_reviews = Table(
+    "gc_blob_reviews",
+    metadata,
+    Column("digest", String(200), primary_key=True),
+    Column("queued_at", BigInteger, nullable=False),
+)
+
+# Work that one process of the deployment does at a time (the background collector).
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(128), nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
 )
 
 uploads = Table(

@@ -98,7 +98,8 @@ async def login_server(call: ApiCall) -> Any:
 
 @route("PATCH", f"/registries/{R}")
 async def update_registry(call: ApiCall) -> Any:
-    """Change a registry's SKU, admin user, anonymous pull or network default action."""
+    """Change a registry's SKU, admin user, anonymous pull, network default action or
+    (deployment owners) storage quota override."""
     return await call.m.update_registry(call.caller, call.params["registry"], call.body)
 
 
@@ -112,6 +113,26 @@ async def delete_registry(call: ApiCall) -> Any:
 async def usages(call: ApiCall) -> Any:
     """What a registry uses against its SKU's limits (ACR's listUsages)."""
     return await call.m.usages(call.caller, call.params["registry"], call.repositories)
+
+
+@route("GET", f"/registries/{R}/usages/check")
+async def check_usage(call: ApiCall) -> Any:
+    """Recount the registry's storage usage from its manifests and report the drift."""
+    return await call.m.check_usage(call.caller, call.params["registry"], call.repositories)
+
+
+@route("POST", f"/registries/{R}/purge")
+async def purge(call: ApiCall) -> Any:
+    """Delete tags and untagged manifests by filter and age, as `acr purge`:
+    `{"filters": ["repo:tag"], "ago": "2d3h6m", "untagged"?, "untaggedOnly"?, "keep"?,
+    "dryRun"?, "includeLocked"?, "concurrency"?}`."""
+    return await call.m.purge(call.caller, call.params["registry"], call.body)
+
+
+@route("POST", "/gc")
+async def collect_garbage(call: ApiCall) -> Any:
+    """Run garbage collection now: `{"registry"?, "dryRun"?, "full"?}` (deployment owners)."""
+    return await call.m.collect_garbage(call.caller, call.body)
 
 
 @route("GET", f"/registries/{R}/credentials")

@@ -21,10 +21,12 @@ from haven.oci.names import validate_name
 from haven.services.access import AccessService, Caller
 from haven.services.blobs import BlobService
 from haven.services.bootstrap import ensure_owner, ensure_signing_key
+from haven.services.gc import GarbageCollector
 from haven.services.listing import ListingService
 from haven.services.management import SYSTEM_SCOPE_MAPS, ManagementService
 from haven.services.manifest_cache import ManifestCache
 from haven.services.manifests import ManifestService
+from haven.services.purge import PurgeService
 from haven.services.registries import RegistryResolver
 from haven.services.uploads import UploadService
 from haven.store.access import AccessStore
@@ -62,6 +64,7 @@ class Services:
     management: ManagementService
     limits: RateLimiter
     repositories: RepositoryStore
+    gc: GarbageCollector
 
 
 class HavenApp:
@@ -78,6 +81,7 @@ class HavenApp:
         self.access_store = AccessStore(self.db)
         self.io_pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="haven-io")
         self.services: Services | None = None
+        self._background: list[asyncio.Task[None]] = []
 
     async def startup(self) -> None:
         settings = self.settings
@@ -98,6 +102,13 @@ class HavenApp:
         await registries.refresh()
         access = AccessService(self.access_store, KeyRing(box), box, changes)
         failures = FailedLogins()
+        repositories = RepositoryStore(self.db)
+        collector = GarbageCollector(
+            self.db,
+            self.content,
+            link_grace_seconds=settings.gc_link_grace_seconds,
+            review_delay_seconds=settings.gc_review_delay_seconds,
+        )
         self.services = Services(
             settings=settings,
             registries=registries,
@@ -110,8 +121,15 @@ class HavenApp:
             access=access,
             failures=failures,
             tokens=TokenEndpoints(access, failures, registries.resolve),
-            management=ManagementService(self.access_store, access, settings),
-            repositories=RepositoryStore(self.db),
+            management=ManagementService(
+                self.access_store,
+                access,
+                settings,
+                collector,
+                PurgeService(self.db, self.metadata, repositories),
+            ),
+            repositories=repositories,
+            gc=collector,
             limits=RateLimiter(
                 settings.rate_limit_anonymous,
                 settings.rate_limit_principal,
@@ -119,8 +137,14 @@ class HavenApp:
                 settings.workers,
             ),
         )
+        if settings.gc_interval_seconds > 0:
+            passes = collector.run_forever(settings.gc_interval_seconds)
+            self._background.append(asyncio.create_task(passes))
 
     async def shutdown(self) -> None:
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         self.io_pool.shutdown(wait=False, cancel_futures=True)
         self.db.close()
 
