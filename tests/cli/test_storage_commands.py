@@ -117,3 +117,25 @@ def test_purge_recipe_and_its_errors(owner: Profile, server: Server) -> None:
     assert both.returncode == 2 and "not both" in both.stderr
     unfiltered = owner("purge", "-r", "storagereg", "--ago", "1d")
     assert unfiltered.returncode == 2
+
+
+def test_retention_policy_commands(owner: Profile) -> None:
+    retention = ("config", "retention")
+    assert owner.json(*retention, "show", "-r", "storagereg")["status"] == "disabled"
+    enabled = owner.json(
+        *retention, "update", "-r", "storagereg", "--status", "Enabled", "--days", "30"
+    )
+    assert (enabled["status"], enabled["days"], enabled["type"]) == (
+        "enabled",
+        30,
+        "UntaggedManifests",
+    )
+    assert owner.json(*retention, "show", "-r", "storagereg")["days"] == 30
+    too_long = owner(
+        *retention, "update", "-r", "storagereg", "--status", "enabled", "--days", "400"
+    )
+    assert too_long.returncode == 2
+    unknown = owner(*retention, "show", "-r", "nosuchregistry")
+    assert unknown.returncode != 0 and "nosuchregistry" in unknown.stderr
+    disabled = owner.json(*retention, "update", "-r", "storagereg", "--status", "disabled")
+    assert disabled["status"] == "disabled"

@@ -24,6 +24,7 @@ from haven.cli.identity import identity
 from haven.cli.login import login
 from haven.cli.manifest import manifest
 from haven.cli.network_rule import network_rule
+from haven.cli.policies import config
 from haven.cli.purge import purge
 from haven.cli.registry import registry
 from haven.cli.repository import repository
@@ -60,6 +61,7 @@ cli.add_command(configure)
 cli.add_command(completion)
 cli.add_command(gc)
 cli.add_command(purge)
+cli.add_command(config)
 # `az acr create|show|list|update|delete` act on registries: so do `haven create` etc.,
 # so that every `az acr` recipe runs with `haven` in its place.
 for _name in ("create", "show", "list", "update", "delete"):

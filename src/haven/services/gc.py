@@ -16,10 +16,11 @@ from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any
 
-from haven.store import gc
+from haven.errors import Denied
+from haven.store import gc, retention
 from haven.store.content import BlobStore
 from haven.store.db import Database
-from haven.store.metadata import now_ms
+from haven.store.metadata import MetadataStore, now_ms
 
 log = logging.getLogger("haven.gc")
 
@@ -31,6 +32,7 @@ LEASE = "gc"
 class GcReport:
     dry_run: bool
     registry: str | None = None
+    manifests_expired: int = 0
     stale_links_removed: int = 0
     blobs_deleted: int = 0
     bytes_freed: int = 0
@@ -41,6 +43,7 @@ class GcReport:
     def as_json(self) -> dict[str, Any]:
         names = {
             "dry_run": "dryRun",
+            "manifests_expired": "manifestsExpired",
             "stale_links_removed": "staleLinksRemoved",
             "blobs_deleted": "blobsDeleted",
             "bytes_freed": "bytesFreed",
@@ -54,12 +57,14 @@ class GarbageCollector:
     def __init__(
         self,
         db: Database,
+        metadata: MetadataStore,
         store: BlobStore,
         *,
         link_grace_seconds: float,
         review_delay_seconds: float,
     ) -> None:
         self._db = db
+        self._metadata = metadata
         self._store = store
         self._link_grace_ms = int(link_grace_seconds * 1000)
         self._review_delay_ms = int(review_delay_seconds * 1000)
@@ -80,6 +85,7 @@ class GarbageCollector:
         report = GcReport(dry_run=dry_run, registry=registry_name)
         started = time.monotonic()
         async with self._running:
+            await self._expire(report, registry_id)
             await self._sweep_links(report, registry_id)
             if full:
                 await self._sweep_files(report)
@@ -88,6 +94,26 @@ class GarbageCollector:
             await self._collect(report, full)
         report.duration_ms = int((time.monotonic() - started) * 1000)
         return report
+
+    async def _expire(self, report: GcReport, registry_id: int | None) -> None:
+        """Apply the retention policies: delete manifests untagged for too long (their
+        blobs then go the way of any deleted manifest's)."""
+        rules = await self._db.read(retention.policies)
+        for rule in rules:
+            if registry_id is not None and rule.registry_id != registry_id:
+                continue
+            doomed = await self._db.read(
+                partial(retention.expired, rule=rule, now=now_ms(), limit=100_000)
+            )
+            if report.dry_run:
+                report.manifests_expired += len(doomed)
+                continue
+            for repository, digest in doomed:
+                try:
+                    if await self._metadata.delete_manifest(rule.registry_id, repository, digest):
+                        report.manifests_expired += 1
+                except Denied:
+                    continue  # locked since it was selected
 
     async def _sweep_links(self, report: GcReport, registry_id: int | None) -> None:
         cutoff = now_ms() - self._link_grace_ms

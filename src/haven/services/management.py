@@ -374,6 +374,35 @@ class ManagementService:
         )
         return report.as_json()
 
+    # Retention ---------------------------------------------------------------------
+
+    async def retention(
+        self, caller: Principal, name: str, repositories: RepositoryStore
+    ) -> dict[str, Any]:
+        """The registry's retention policy for untagged manifests, as ACR shows it."""
+        registry = await self.registry(caller, name, roles.MANAGE_READ)
+        rule = await repositories.retention_policy(registry.id)
+        return {
+            "type": "UntaggedManifests",
+            "status": "enabled" if rule else "disabled",
+            "days": rule.days if rule else 7,
+            "lastUpdatedTime": iso_or_none(rule.enabled_at if rule else None),
+        }
+
+    async def update_retention(
+        self, caller: Principal, name: str, body: Any, repositories: RepositoryStore
+    ) -> dict[str, Any]:
+        registry = await self.registry(caller, name, roles.MANAGE_WRITE)
+        if not isinstance(body, dict):
+            raise bad_request("the body must be a JSON object")
+        status = str(body.get("status", "")).lower()
+        if status not in ("enabled", "disabled"):
+            raise bad_request("status must be enabled or disabled")
+        current = await repositories.retention_policy(registry.id)
+        days = _int(body, "days", current.days if current else 7, 0, 365)
+        await repositories.set_retention_policy(registry.id, days if status == "enabled" else None)
+        return await self.retention(caller, name, repositories)
+
     # Purge -------------------------------------------------------------------------
 
     async def purge(self, caller: Principal, name: str, body: Any) -> dict[str, Any]:

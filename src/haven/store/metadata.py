@@ -99,6 +99,18 @@ def _require_writable(c: Conn, repository_id: int, repository: str) -> None:
         raise _locked("repository", repository, "writeEnabled")
 
 
+def _note_if_untagged(c: Conn, repository_id: int, digest: str, stamp: int) -> None:
+    """Record when a manifest became untagged (for the retention policy), if it is."""
+    c.exec(
+        "UPDATE manifests SET untagged_at = ? WHERE repository_id = ? AND digest = ? "
+        "AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repository_id = manifests.repository_id "
+        "AND t.manifest_digest = manifests.digest)",
+        stamp,
+        repository_id,
+        digest,
+    )
+
+
 def _link_blob(
     c: Conn, repository_id: int, digest: str, size: int, ensure: Callable[[], None] | None = None
 ) -> None:
@@ -447,6 +459,11 @@ class MetadataStore:
             if inserted:
                 usage.add_references(c, registry_id, {digest: len(payload), **blob_sizes})
             if tag is not None:
+                previous = c.value(
+                    "SELECT manifest_digest FROM tags WHERE repository_id = ? AND name = ?",
+                    repository_id,
+                    tag,
+                )
                 c.exec(
                     "INSERT INTO tags (repository_id, name, manifest_digest, updated_at, "
                     "created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (repository_id, name) "
@@ -458,6 +475,16 @@ class MetadataStore:
                     stamp,
                     stamp,
                 )
+                c.exec(
+                    "UPDATE manifests SET untagged_at = NULL "
+                    "WHERE repository_id = ? AND digest = ?",
+                    repository_id,
+                    digest,
+                )
+                if previous is not None and previous != digest:
+                    _note_if_untagged(c, repository_id, str(previous), stamp)
+            elif inserted:
+                _note_if_untagged(c, repository_id, digest, stamp)
 
         await self.db.write(work)
 
@@ -535,7 +562,13 @@ class MetadataStore:
                 raise _locked("repository", repository, "deleteEnabled")
             if not row[2]:
                 raise _locked("tag", f"{repository}:{tag}", "deleteEnabled")
+            digest = c.value(
+                "SELECT manifest_digest FROM tags WHERE repository_id = ? AND name = ?",
+                int(row[0]),
+                tag,
+            )
             c.exec("DELETE FROM tags WHERE repository_id = ? AND name = ?", int(row[0]), tag)
+            _note_if_untagged(c, int(row[0]), str(digest), now_ms())
             return True
 
         return await self.db.write(work)

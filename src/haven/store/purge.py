@@ -8,6 +8,16 @@ from dataclasses import dataclass
 
 from haven.store.db import Conn
 
+# An untagged manifest `m` that nothing else in its repository needs: no index there lists
+# it, and it does not refer (as a signature or SBOM does) to a manifest still there.
+UNNEEDED = (
+    "NOT EXISTS (SELECT 1 FROM manifest_references mr "
+    "JOIN manifests parent ON parent.id = mr.manifest_id "
+    "WHERE parent.repository_id = m.repository_id AND mr.kind = 1 AND mr.digest = m.digest) "
+    "AND (m.subject_digest IS NULL OR NOT EXISTS (SELECT 1 FROM manifests s "
+    "WHERE s.repository_id = m.repository_id AND s.digest = m.subject_digest))"
+)
+
 
 @dataclass(frozen=True, slots=True)
 class TagRow:
@@ -59,12 +69,7 @@ def untagged_manifests(
         "FROM manifests m WHERE m.repository_id = ? "
         "AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repository_id = m.repository_id "
         f"AND t.manifest_digest = m.digest{but}) "
-        "AND NOT EXISTS (SELECT 1 FROM manifest_references mr "
-        "JOIN manifests parent ON parent.id = mr.manifest_id "
-        "WHERE parent.repository_id = m.repository_id AND mr.kind = 1 AND mr.digest = m.digest) "
-        "AND (m.subject_digest IS NULL OR NOT EXISTS (SELECT 1 FROM manifests s "
-        "WHERE s.repository_id = m.repository_id AND s.digest = m.subject_digest)) "
-        "ORDER BY m.digest",
+        f"AND {UNNEEDED} ORDER BY m.digest",
         repository_id,
         *ignoring,
     )

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from haven.errors import Denied
-from haven.store import gc, usage
+from haven.store import gc, retention, usage
 from haven.store.db import Conn, Database
 from haven.store.locks import LOCK_COLUMNS, LOCK_NAMES
 from haven.store.metadata import now_ms
@@ -332,6 +332,14 @@ class RepositoryStore:
 
         # A write transaction, so that no push commits between the two reads.
         return await self.db.write(work, content=False)
+
+    async def retention_policy(self, registry_id: int) -> retention.Policy | None:
+        return await self.db.read(lambda c: retention.policy(c, registry_id))
+
+    async def set_retention_policy(self, registry_id: int, days: int | None) -> None:
+        await self.db.write(
+            lambda c: retention.set_policy(c, registry_id, days, now_ms()), content=False
+        )
 
     async def counts(self, registry_id: int) -> dict[str, int]:
         def work(c: Conn) -> dict[str, int]:

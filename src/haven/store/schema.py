@@ -50,6 +50,9 @@ registries = Table(
     # override (NULL: what the SKU includes).
     Column("used_bytes", BigInteger, nullable=False, server_default="0"),
     Column("quota_bytes", BigInteger),
+    # Retention of untagged manifests (NULL: disabled), and since when it applies.
+    Column("retention_days", Integer),
+    Column("retention_enabled_at", BigInteger),
 )
 
 # Per registry and digest, how many references keep it counted in the registry's usage:
@@ -128,6 +131,9 @@ manifests = Table(
     Column("config_media_type", String(255)),
     Column("architecture", String(64)),
     Column("os", String(64)),
+    # When it last became untagged (pushed without a tag, or its last tag removed or
+    # moved); NULL while tagged, and for manifests untagged before this was recorded.
+    Column("untagged_at", BigInteger),
     UniqueConstraint("repository_id", "digest", name="uq_manifests_repository_digest"),
     Index("ix_manifests_subject", "repository_id", "subject_digest"),
 )

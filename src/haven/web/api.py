@@ -121,6 +121,20 @@ async def check_usage(call: ApiCall) -> Any:
     return await call.m.check_usage(call.caller, call.params["registry"], call.repositories)
 
 
+@route("GET", f"/registries/{R}/retention")
+async def retention(call: ApiCall) -> Any:
+    """The retention policy for untagged manifests: `{type, status, days, lastUpdatedTime}`."""
+    return await call.m.retention(call.caller, call.params["registry"], call.repositories)
+
+
+@route("PATCH", f"/registries/{R}/retention")
+async def update_retention(call: ApiCall) -> Any:
+    """Enable or disable the retention policy: `{"status": "enabled", "days": 0..365}`."""
+    return await call.m.update_retention(
+        call.caller, call.params["registry"], call.body, call.repositories
+    )
+
+
 @route("POST", f"/registries/{R}/purge")
 async def purge(call: ApiCall) -> Any:
     """Delete tags and untagged manifests by filter and age, as `acr purge`:

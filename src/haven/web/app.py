@@ -105,6 +105,7 @@ class HavenApp:
         repositories = RepositoryStore(self.db)
         collector = GarbageCollector(
             self.db,
+            self.metadata,
             self.content,
             link_grace_seconds=settings.gc_link_grace_seconds,
             review_delay_seconds=settings.gc_review_delay_seconds,

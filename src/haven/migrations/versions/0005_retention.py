@@ -1,0 +1,32 @@
+"""Retention policy for untagged manifests: a registry's days and when it was enabled,
+and when each manifest last became untagged.
+
+Revision ID: 0005
+Revises: 0004
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0005"
+down_revision = "0004"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("registries") as batch:
+        batch.add_column(sa.Column("retention_days", sa.Integer))
+        batch.add_column(sa.Column("retention_enabled_at", sa.BigInteger))
+    with op.batch_alter_table("manifests") as batch:
+        batch.add_column(sa.Column("untagged_at", sa.BigInteger))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("manifests") as batch:
+        batch.drop_column("untagged_at")
+    with op.batch_alter_table("registries") as batch:
+        batch.drop_column("retention_enabled_at")
+        batch.drop_column("retention_days")
