@@ -106,6 +106,7 @@ repository_blobs = Table(
     ),
     Column("digest", String(200), ForeignKey("blobs.digest"), primary_key=True),
     Column("created_at", BigInteger, nullable=False),
+    Index("ix_repository_blobs_digest", "digest"),
 )
 
 manifests = Table(

@@ -1,5 +1,7 @@
 """Retention policy for untagged manifests: a registry's days and when it was enabled,
-and when each manifest last became untagged.
+and when each manifest last became untagged. Also an index of blob links by digest, which
+garbage collection (is a blob linked anywhere?) and blob deletion's foreign-key check
+look up once per blob.
 
 Revision ID: 0005
 Revises: 0004
@@ -22,9 +24,11 @@ def upgrade() -> None:
         batch.add_column(sa.Column("retention_enabled_at", sa.BigInteger))
     with op.batch_alter_table("manifests") as batch:
         batch.add_column(sa.Column("untagged_at", sa.BigInteger))
+    op.create_index("ix_repository_blobs_digest", "repository_blobs", ["digest"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_repository_blobs_digest", "repository_blobs")
     with op.batch_alter_table("manifests") as batch:
         batch.drop_column("untagged_at")
     with op.batch_alter_table("registries") as batch:
