@@ -199,8 +199,14 @@ def haven_command(override: str | None) -> list[str]:
     raise ServerError("cannot find Haven: create .venv (pip install -e .) or pass --haven-cmd")
 
 
-def start_haven(workdir: Path, workers: int, command: list[str]) -> Server:
-    """`haven serve` with N workers on its default (SQLite) metadata store."""
+def start_haven(
+    workdir: Path,
+    workers: int,
+    command: list[str],
+    extra_env: dict[str, str] | None = None,
+) -> Server:
+    """`haven serve` with N workers on its default (SQLite) metadata store; `extra_env`
+    adds or overrides `HAVEN_*` settings (e.g. garbage collection's intervals)."""
     workdir.mkdir(parents=True, exist_ok=True)
     data_dir = workdir / "data"
     data_dir.mkdir()
@@ -224,6 +230,7 @@ def start_haven(workdir: Path, workers: int, command: list[str]) -> Server:
     env["HAVEN_BOOTSTRAP_PASSWORD"] = credentials.password
     # A stray HAVEN_DATABASE_URL would point the benchmark at someone's real database.
     env.pop("HAVEN_DATABASE_URL", None)
+    env.update(extra_env or {})
     proc = _spawn("haven", argv, workdir, env)
     server = Server(
         "haven",
