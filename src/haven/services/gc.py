@@ -122,6 +122,7 @@ class GarbageCollector:
                 lambda c: gc.count_stale_links(c, registry_id, cutoff)
             )
             return
+        await self._db.write(gc.settle_pending_links, content=False)
         while links := await self._db.read(lambda c: gc.stale_links(c, registry_id, cutoff, BATCH)):
             removed = await self._db.write(
                 partial(gc.remove_stale_links, links=links, linked_before=cutoff, now=now_ms()),

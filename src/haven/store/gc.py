@@ -2,7 +2,8 @@
 
 Reclaiming happens in two steps, both online:
 
-1. Links. A repository links a blob when it is uploaded or mounted there. Deleting a
+1. Links. A repository links a blob when it is uploaded or mounted there; the link is
+   pending until a manifest of the repository references it (settled by each pass). Deleting a
    manifest removes, in the same transaction, the links of the blobs it referenced that
    no other manifest of the repository references (unless the blob was uploaded or
    mounted again after that manifest was pushed: someone is about to use it). Deleting a
@@ -84,7 +85,7 @@ def stale_links(
     c: Conn, registry_id: int | None, linked_before: int, limit: int
 ) -> list[tuple[int, str]]:
     """Links that no manifest references and that are older than `linked_before`."""
-    where = f"repository_blobs.created_at < ? AND {_UNREFERENCED}"
+    where = f"repository_blobs.pending = 1 AND repository_blobs.created_at < ? AND {_UNREFERENCED}"
     if registry_id is None:
         rows = c.all(
             f"SELECT repository_id, digest FROM repository_blobs WHERE {where} "
@@ -105,7 +106,7 @@ def stale_links(
 
 
 def count_stale_links(c: Conn, registry_id: int | None, linked_before: int) -> int:
-    where = f"repository_blobs.created_at < ? AND {_UNREFERENCED}"
+    where = f"repository_blobs.pending = 1 AND repository_blobs.created_at < ? AND {_UNREFERENCED}"
     if registry_id is None:
         return int(c.value(f"SELECT COUNT(*) FROM repository_blobs WHERE {where}", linked_before))
     return int(
@@ -116,6 +117,14 @@ def count_stale_links(c: Conn, registry_id: int | None, linked_before: int) -> i
             registry_id,
             linked_before,
         )
+    )
+
+
+def settle_pending_links(c: Conn) -> int:
+    """Links a manifest has come to reference are pending no more, so the sweep for
+    abandoned uploads only ever looks at links that may be one."""
+    return c.exec(
+        f"UPDATE repository_blobs SET pending = 0 WHERE pending = 1 AND NOT {_UNREFERENCED}"
     )
 
 

@@ -132,8 +132,9 @@ def _link_blob(
     if ensure is not None:
         ensure()
     c.exec(
-        "INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES (?, ?, ?) "
-        "ON CONFLICT (repository_id, digest) DO UPDATE SET created_at = excluded.created_at",
+        "INSERT INTO repository_blobs (repository_id, digest, created_at, pending) "
+        "VALUES (?, ?, ?, 1) ON CONFLICT (repository_id, digest) "
+        "DO UPDATE SET created_at = excluded.created_at, pending = 1",
         repository_id,
         digest,
         stamp,

@@ -106,7 +106,10 @@ repository_blobs = Table(
     ),
     Column("digest", String(200), ForeignKey("blobs.digest"), primary_key=True),
     Column("created_at", BigInteger, nullable=False),
+    # 1 until a manifest of the repository references the blob (store/gc.py).
+    Column("pending", SmallInteger, nullable=False, server_default="1"),
     Index("ix_repository_blobs_digest", "digest"),
+    Index("ix_repository_blobs_pending", "pending"),
 )
 
 manifests = Table(

@@ -1,7 +1,8 @@
 """Retention policy for untagged manifests: a registry's days and when it was enabled,
-and when each manifest last became untagged. Also an index of blob links by digest, which
-garbage collection (is a blob linked anywhere?) and blob deletion's foreign-key check
-look up once per blob.
+and when each manifest last became untagged. Also, for garbage collection: an index of
+blob links by digest (is a blob linked anywhere? and blob deletion's foreign-key check),
+and which links no manifest references yet, so that the sweep for abandoned uploads looks
+at those alone.
 
 Revision ID: 0005
 Revises: 0004
@@ -25,9 +26,17 @@ def upgrade() -> None:
     with op.batch_alter_table("manifests") as batch:
         batch.add_column(sa.Column("untagged_at", sa.BigInteger))
     op.create_index("ix_repository_blobs_digest", "repository_blobs", ["digest"])
+    # Every existing link starts pending; the first collection pass settles those that
+    # a manifest references.
+    with op.batch_alter_table("repository_blobs") as batch:
+        batch.add_column(sa.Column("pending", sa.SmallInteger, nullable=False, server_default="1"))
+    op.create_index("ix_repository_blobs_pending", "repository_blobs", ["pending"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_repository_blobs_pending", "repository_blobs")
+    with op.batch_alter_table("repository_blobs") as batch:
+        batch.drop_column("pending")
     op.drop_index("ix_repository_blobs_digest", "repository_blobs")
     with op.batch_alter_table("manifests") as batch:
         batch.drop_column("untagged_at")
