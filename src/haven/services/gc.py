@@ -122,7 +122,9 @@ class GarbageCollector:
                 lambda c: gc.count_stale_links(c, registry_id, cutoff)
             )
             return
-        await self._db.write(gc.settle_pending_links, content=False)
+        if not await self._db.read(lambda c: gc.has_old_pending_links(c, cutoff)):
+            return  # the common case: nothing to write, so pushes never wait for this
+        await self._db.write(lambda c: gc.settle_pending_links(c, cutoff), content=False)
         while links := await self._db.read(lambda c: gc.stale_links(c, registry_id, cutoff, BATCH)):
             removed = await self._db.write(
                 partial(gc.remove_stale_links, links=links, linked_before=cutoff, now=now_ms()),

@@ -3,7 +3,7 @@
 Reclaiming happens in two steps, both online:
 
 1. Links. A repository links a blob when it is uploaded or mounted there; the link is
-   pending until a manifest of the repository references it (settled by each pass). Deleting a
+   pending until a pass finds, after the grace period, that a manifest references it. Deleting a
    manifest removes, in the same transaction, the links of the blobs it referenced that
    no other manifest of the repository references (unless the blob was uploaded or
    mounted again after that manifest was pushed: someone is about to use it). Deleting a
@@ -120,11 +120,25 @@ def count_stale_links(c: Conn, registry_id: int | None, linked_before: int) -> i
     )
 
 
-def settle_pending_links(c: Conn) -> int:
-    """Links a manifest has come to reference are pending no more, so the sweep for
-    abandoned uploads only ever looks at links that may be one."""
+def has_old_pending_links(c: Conn, linked_before: int) -> bool:
+    """Whether any link older than the grace period is still pending (a pass that finds
+    none writes nothing)."""
+    return (
+        c.value(
+            "SELECT 1 FROM repository_blobs WHERE pending = 1 AND created_at < ? LIMIT 1",
+            linked_before,
+        )
+        is not None
+    )
+
+
+def settle_pending_links(c: Conn, linked_before: int) -> int:
+    """Old pending links that a manifest has come to reference are pending no more, so
+    each pass looks at the links that may be abandoned uploads, and at no others."""
     return c.exec(
-        f"UPDATE repository_blobs SET pending = 0 WHERE pending = 1 AND NOT {_UNREFERENCED}"
+        "UPDATE repository_blobs SET pending = 0 WHERE pending = 1 AND created_at < ? "
+        f"AND NOT {_UNREFERENCED}",
+        linked_before,
     )
 
 

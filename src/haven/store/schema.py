@@ -109,7 +109,7 @@ repository_blobs = Table(
     # 1 until a manifest of the repository references the blob (store/gc.py).
     Column("pending", SmallInteger, nullable=False, server_default="1"),
     Index("ix_repository_blobs_digest", "digest"),
-    Index("ix_repository_blobs_pending", "pending"),
+    Index("ix_repository_blobs_pending", "pending", "created_at"),
 )
 
 manifests = Table(

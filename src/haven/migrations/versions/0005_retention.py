@@ -30,7 +30,7 @@ def upgrade() -> None:
     # a manifest references.
     with op.batch_alter_table("repository_blobs") as batch:
         batch.add_column(sa.Column("pending", sa.SmallInteger, nullable=False, server_default="1"))
-    op.create_index("ix_repository_blobs_pending", "repository_blobs", ["pending"])
+    op.create_index("ix_repository_blobs_pending", "repository_blobs", ["pending", "created_at"])
 
 
 def downgrade() -> None:
