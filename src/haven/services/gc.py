@@ -12,7 +12,7 @@ import logging
 import os
 import socket
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Any
 
@@ -38,7 +38,6 @@ class GcReport:
     bytes_freed: int = 0
     orphan_files_deleted: int = 0
     duration_ms: int = 0
-    errors: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         names = {

@@ -159,34 +159,6 @@ def recount(c: Conn, registry_id: int) -> int:
     return int(blobs) + int(manifests)
 
 
-def rebuild(c: Conn, registry_id: int) -> None:
-    """Recompute the registry's reference counts and usage from its manifests."""
-    c.exec("DELETE FROM registry_content WHERE registry_id = ?", registry_id)
-    c.exec(
-        "INSERT INTO registry_content (registry_id, digest, size, refs) "
-        "SELECT ?, digest, MAX(size), COUNT(*) FROM ("
-        "SELECT m.digest AS digest, m.size AS size FROM manifests m "
-        "JOIN repositories r ON r.id = m.repository_id WHERE r.registry_id = ? "
-        "UNION ALL "
-        "SELECT mr.digest AS digest, b.size AS size FROM manifest_references mr "
-        "JOIN manifests m ON m.id = mr.manifest_id "
-        "JOIN repositories r ON r.id = m.repository_id "
-        "JOIN blobs b ON b.digest = mr.digest "
-        "WHERE r.registry_id = ? AND mr.kind = ?"
-        ") AS refs GROUP BY digest",
-        registry_id,
-        registry_id,
-        registry_id,
-        _BLOB,
-    )
-    c.exec(
-        "UPDATE registries SET used_bytes = (SELECT COALESCE(SUM(size), 0) "
-        "FROM registry_content WHERE registry_id = ?) WHERE id = ?",
-        registry_id,
-        registry_id,
-    )
-
-
 def _quota(override: int | None, sku: str) -> int:
     """An operator's override, else what the SKU includes."""
     return int(override) if override is not None else included_storage(str(sku))
