@@ -36,13 +36,12 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -54,6 +53,7 @@ from benchmarks.client import RegistryClient, RegistryError, image_manifest, new
 from benchmarks.machine import busy_cpu_seconds, describe
 from benchmarks.payload import SmallBlob
 from benchmarks.procinfo import process_tree, reset_tree_peak_rss, tree_cpu_seconds
+from benchmarks.run import event_loop_run
 from benchmarks.servers import (
     REFERENCE_BINARY,
     Server,
@@ -996,24 +996,6 @@ async def _push_phases(
     ]
 
 
-def _event_loop_run(coro: Coroutine[Any, Any, T]) -> T:
-    """uvloop when available; SIGINT/SIGTERM cancel the run so the servers get stopped."""
-
-    async def guarded() -> T:
-        task = asyncio.current_task()
-        assert task is not None
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, task.cancel)
-        return await coro
-
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(guarded())
-    return uvloop.run(guarded())
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="haven-gc-bench-"))
@@ -1025,7 +1007,7 @@ def main(argv: list[str] | None = None) -> int:
         "problems": [],
     }
     try:
-        rows = _event_loop_run(_run(args, workdir, doc))
+        rows = event_loop_run(_run(args, workdir, doc))
     except ServerError as exc:
         _log(f"error: {exc}")
         return 2

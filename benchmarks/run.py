@@ -205,7 +205,7 @@ async def _run(
         return results
 
 
-def _event_loop_run(coro: Coroutine[Any, Any, T]) -> T:
+def event_loop_run(coro: Coroutine[Any, Any, T]) -> T:
     """Run on uvloop when available (a cheaper client loop; it is a Haven dependency).
 
     SIGINT and SIGTERM cancel the run instead of killing the process, so `main` still stops
@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
             if present[name]:
                 servers[name] = fresh[name](workdir / name)
                 _log(f"{name}: {servers[name].description} at {servers[name].base_url}")
-        results = _event_loop_run(_run(args, profile, rounds, servers, fresh, workdir))
+        results = event_loop_run(_run(args, profile, rounds, servers, fresh, workdir))
     except ServerError as exc:
         _log(f"error: {exc}")
         if present["haven"] and "haven" not in servers:

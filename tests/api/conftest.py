@@ -6,8 +6,10 @@ fixture is parametrised, and each test gets an empty registry.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -64,3 +66,22 @@ async def anonymous(app: object) -> AsyncIterator[httpx.AsyncClient]:
         transport=transport, base_url="http://localhost:5000", timeout=60
     ) as c:
         yield c
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """One movable clock (`clock.offset_ms`) for what stamps and reads times: pushes and
+    tag changes, policies, purge and garbage collection."""
+    from haven.services import gc, purge
+    from haven.store import metadata, repositories
+
+    class Clock:
+        offset_ms = 0
+
+        def __call__(self) -> int:
+            return int(time.time() * 1000) + self.offset_ms
+
+    now = Clock()
+    for module in (metadata, repositories, purge, gc):
+        monkeypatch.setattr(module, "now_ms", now)
+    return now

@@ -220,6 +220,25 @@ def make_image(
     )
 
 
+def image_of(seed: str, layers: Sequence[Blob]) -> Manifest:
+    """An image whose config is its own and whose layers are `layers` (shared or not)."""
+    config = Blob(canonical({"architecture": "amd64", "os": "linux", "seed": seed}), OCI_CONFIG)
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": config.descriptor(),
+        "layers": [layer.descriptor() for layer in layers],
+    }
+    return Manifest(
+        canonical(doc), OCI_MANIFEST, (config, *layers), config=config, layers=tuple(layers)
+    )
+
+
+def layer(seed: str, size: int = 1000) -> Blob:
+    """A layer blob whose bytes depend on `seed` alone."""
+    return Blob(blob_bytes(f"layer/{seed}", size), OCI_LAYER)
+
+
 def make_artifact(
     seed: str,
     artifact_type: str,

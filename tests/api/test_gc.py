@@ -17,14 +17,11 @@ from haven.web.app import HavenApp
 
 from .access_helpers import caller, member
 from .helpers import (
-    OCI_CONFIG,
-    OCI_LAYER,
-    OCI_MANIFEST,
     OWNER_PASSWORD,
     Blob,
     Manifest,
-    blob_bytes,
-    canonical,
+    image_of,
+    layer,
     push_blob,
     push_blobs,
     push_manifest,
@@ -46,23 +43,6 @@ def settings(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Se
         gc_review_delay_seconds=0,
         gc_link_grace_seconds=LINK_GRACE,
     )
-
-
-def image_of(seed: str, layers: list[Blob]) -> Manifest:
-    config = Blob(canonical({"architecture": "amd64", "os": "linux", "seed": seed}), OCI_CONFIG)
-    doc = {
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": config.descriptor(),
-        "layers": [layer.descriptor() for layer in layers],
-    }
-    return Manifest(
-        canonical(doc), OCI_MANIFEST, (config, *layers), config=config, layers=tuple(layers)
-    )
-
-
-def layer(seed: str, size: int = 1000) -> Blob:
-    return Blob(blob_bytes(f"gc/{seed}", size), OCI_LAYER)
 
 
 async def collect(client: httpx.AsyncClient, **options: Any) -> dict[str, Any]:

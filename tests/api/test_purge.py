@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import httpx
@@ -13,26 +12,6 @@ from .helpers import make_image, make_index, push_image, push_manifest
 from .test_storage_usage import used
 
 DAY_MS = 86_400_000
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Any:
-    """Moves the time pushes are stamped with (store) and purge reads (service)."""
-    from haven.services import purge as purge_service
-    from haven.store import metadata
-
-    real = time.time
-
-    class Clock:
-        offset_ms = 0
-
-        def __call__(self) -> int:
-            return int(real() * 1000) + self.offset_ms
-
-    now = Clock()
-    monkeypatch.setattr(metadata, "now_ms", now)
-    monkeypatch.setattr(purge_service, "now_ms", now)
-    return now
 
 
 async def tags(client: httpx.AsyncClient, repo: str) -> list[str]:

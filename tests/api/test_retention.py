@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import httpx
@@ -14,26 +13,6 @@ from .test_gc import collect, settings  # noqa: F401 - GC on demand only, no rev
 from .test_storage_usage import used
 
 DAY_MS = 86_400_000
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Any:
-    """One moving clock for pushes, tag changes, the policy and garbage collection."""
-    from haven.services import gc as gc_service
-    from haven.store import metadata, repositories
-
-    real = time.time
-
-    class Clock:
-        offset_ms = 0
-
-        def __call__(self) -> int:
-            return int(real() * 1000) + self.offset_ms
-
-    now = Clock()
-    for module in (metadata, repositories, gc_service):
-        monkeypatch.setattr(module, "now_ms", now)
-    return now
 
 
 async def enable(client: httpx.AsyncClient, days: int) -> dict[str, Any]:

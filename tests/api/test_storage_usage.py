@@ -17,38 +17,19 @@ from hypothesis import strategies as st
 from .access_helpers import create_registry, member
 from .helpers import (
     MIB,
-    OCI_CONFIG,
     OCI_LAYER,
-    OCI_MANIFEST,
     Blob,
     Manifest,
     assert_oci_error,
     blob_bytes,
-    canonical,
+    image_of,
+    layer,
     push_blob,
     push_image,
     push_manifest,
 )
 
 GIB = 1024**3
-
-
-def image_of(seed: str, layers: list[Blob]) -> Manifest:
-    """An image whose config is its own and whose layers are `layers` (shared or not)."""
-    config = Blob(canonical({"architecture": "amd64", "os": "linux", "seed": seed}), OCI_CONFIG)
-    doc = {
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": config.descriptor(),
-        "layers": [layer.descriptor() for layer in layers],
-    }
-    return Manifest(
-        canonical(doc), OCI_MANIFEST, (config, *layers), config=config, layers=tuple(layers)
-    )
-
-
-def layer(seed: str, size: int = 1000) -> Blob:
-    return Blob(blob_bytes(f"layer/{seed}", size), OCI_LAYER)
 
 
 def footprint(image: Manifest) -> int:

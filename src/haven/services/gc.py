@@ -40,16 +40,12 @@ class GcReport:
     duration_ms: int = 0
 
     def as_json(self) -> dict[str, Any]:
-        names = {
-            "dry_run": "dryRun",
-            "manifests_expired": "manifestsExpired",
-            "stale_links_removed": "staleLinksRemoved",
-            "blobs_deleted": "blobsDeleted",
-            "bytes_freed": "bytesFreed",
-            "orphan_files_deleted": "orphanFilesDeleted",
-            "duration_ms": "durationMs",
-        }
-        return {names.get(k, k): v for k, v in asdict(self).items()}
+        return {_camel(name): value for name, value in asdict(self).items()}
+
+
+def _camel(name: str) -> str:
+    first, *rest = name.split("_")
+    return first + "".join(part.title() for part in rest)
 
 
 class GarbageCollector:

@@ -369,8 +369,8 @@ class ManagementService:
         report = await self._collector.run(
             registry_id=registry.id if registry else None,
             registry_name=registry.name if registry else None,
-            dry_run=_bool(body, "dryRun") if "dryRun" in body else False,
-            full=_bool(body, "full") if "full" in body else False,
+            dry_run=_flag(body, "dryRun"),
+            full=_flag(body, "full"),
         )
         return report.as_json()
 
@@ -417,8 +417,8 @@ class ManagementService:
             or not all(isinstance(f, str) for f in filters)
         ):
             raise bad_request("filters must be a list of 1 to 50 'repository:tag' expressions")
-        untagged = _bool(body, "untagged") if "untagged" in body else False
-        untagged_only = _bool(body, "untaggedOnly") if "untaggedOnly" in body else False
+        untagged = _flag(body, "untagged")
+        untagged_only = _flag(body, "untaggedOnly")
         if untagged and untagged_only:
             raise bad_request("give untagged or untaggedOnly, not both")
         request = PurgeRequest(
@@ -427,8 +427,8 @@ class ManagementService:
             untagged=untagged,
             untagged_only=untagged_only,
             keep=_int(body, "keep", 0, 0, 100_000),
-            dry_run=_bool(body, "dryRun") if "dryRun" in body else False,
-            include_locked=_bool(body, "includeLocked") if "includeLocked" in body else False,
+            dry_run=_flag(body, "dryRun"),
+            include_locked=_flag(body, "includeLocked"),
             concurrency=_int(body, "concurrency", 8, 1, 64),
         )
         report = await self._purger.run(registry.id, request)
@@ -907,6 +907,11 @@ def _bool(body: dict[str, Any], key: str) -> bool:
     if not isinstance(value, bool):
         raise bad_request(f"{key} must be true or false")
     return value
+
+
+def _flag(body: dict[str, Any], key: str) -> bool:
+    """An optional true/false field, false when absent."""
+    return _bool(body, key) if key in body else False
 
 
 def _sku(value: Any) -> str:

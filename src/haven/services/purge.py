@@ -13,6 +13,7 @@ API, so usage, quotas and garbage collection follow at once.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -67,97 +68,81 @@ class PurgeService:
         report = PurgeReport(request.dry_run)
         cutoff = now_ms() - request.ago_ms
         limit = asyncio.Semaphore(request.concurrency)
-        repositories = [
-            (name, repository_id)
-            for name, repository_id in await self._db.read(
-                lambda c: purge.repositories(c, registry_id)
-            )
-            if any(f.repository_matches(name) for f in request.filters)
-        ]
+
+        async def delete(
+            name: str,
+            locked: bool,
+            deleted: list[str],
+            unlock: Callable[[], Awaitable[object]],
+            remove: Callable[[], Awaitable[bool]],
+        ) -> None:
+            if locked and not request.include_locked:
+                report.skipped_locked.append(name)
+            elif request.dry_run:
+                deleted.append(name)
+            else:
+                async with limit:
+                    try:
+                        if locked:
+                            await unlock()
+                        if await remove():
+                            deleted.append(name)
+                    except Denied:
+                        report.skipped_locked.append(name)  # the repository is locked
+
         doomed: list[purge.TagRow] = []
         if not request.untagged_only:
             rows = await self._db.read(lambda c: purge.tags(c, registry_id))
             doomed = _tags_to_delete(rows, request, cutoff)
             await asyncio.gather(
-                *(self._delete_tag(registry_id, row, request, report, limit) for row in doomed)
+                *(
+                    delete(
+                        f"{t.repository}:{t.tag}",
+                        t.locked,
+                        report.deleted_tags,
+                        partial(
+                            self._repositories.set_tag_attributes, t.repository_id, t.tag, UNLOCKED
+                        ),
+                        partial(self._metadata.delete_tag, registry_id, t.repository, t.tag),
+                    )
+                    for t in doomed
+                )
             )
-        if request.untagged or request.untagged_only:
-            for name, repository_id in repositories:
-                # A dry run deleted no tag: count the manifests its tags would have left.
-                ignoring = [
-                    row.tag
-                    for row in doomed
-                    if request.dry_run and row.repository_id == repository_id and not row.locked
-                ]
-                manifests = await self._db.read(
-                    partial(
-                        purge.untagged_manifests, repository_id=repository_id, ignoring=ignoring
+        if not (request.untagged or request.untagged_only):
+            return report
+        for name, repository_id in await self._db.read(
+            lambda c: purge.repositories(c, registry_id)
+        ):
+            if not any(f.repository_matches(name) for f in request.filters):
+                continue
+            # A dry run deleted no tag: count the manifests its tags would have left.
+            ignoring = [
+                t.tag
+                for t in doomed
+                if request.dry_run and t.repository_id == repository_id and not t.locked
+            ]
+            manifests = await self._db.read(
+                partial(purge.untagged_manifests, repository_id=repository_id, ignoring=ignoring)
+            )
+            await asyncio.gather(
+                *(
+                    delete(
+                        f"{name}@{m.digest}",
+                        m.locked,
+                        report.deleted_manifests,
+                        partial(
+                            self._repositories.set_manifest_attributes,
+                            repository_id,
+                            m.digest,
+                            UNLOCKED,
+                        ),
+                        partial(self._metadata.delete_manifest, registry_id, name, m.digest),
                     )
+                    for m in manifests
+                    if m.updated_at < cutoff or request.ago_ms == 0
                 )
-                old = [m for m in manifests if m.updated_at < cutoff or request.ago_ms == 0]
-                await asyncio.gather(
-                    *(
-                        self._delete_manifest(
-                            registry_id, name, repository_id, m, request, report, limit
-                        )
-                        for m in old
-                    )
-                )
+            )
         return report
-
-    async def _delete_tag(
-        self,
-        registry_id: int,
-        row: purge.TagRow,
-        request: PurgeRequest,
-        report: PurgeReport,
-        limit: asyncio.Semaphore,
-    ) -> None:
-        name = f"{row.repository}:{row.tag}"
-        if row.locked and not request.include_locked:
-            report.skipped_locked.append(name)
-            return
-        if request.dry_run:
-            report.deleted_tags.append(name)
-            return
-        async with limit:
-            try:
-                if row.locked:
-                    await self._repositories.set_tag_attributes(
-                        row.repository_id, row.tag, UNLOCKED
-                    )
-                if await self._metadata.delete_tag(registry_id, row.repository, row.tag):
-                    report.deleted_tags.append(name)
-            except Denied:
-                report.skipped_locked.append(name)  # the repository itself is locked
-
-    async def _delete_manifest(
-        self,
-        registry_id: int,
-        repository: str,
-        repository_id: int,
-        row: purge.ManifestRow,
-        request: PurgeRequest,
-        report: PurgeReport,
-        limit: asyncio.Semaphore,
-    ) -> None:
-        name = f"{repository}@{row.digest}"
-        if row.locked and not request.include_locked:
-            report.skipped_locked.append(name)
-            return
-        if request.dry_run:
-            report.deleted_manifests.append(name)
-            return
-        async with limit:
-            try:
-                if row.locked:
-                    await self._repositories.set_manifest_attributes(
-                        repository_id, row.digest, UNLOCKED
-                    )
-                if await self._metadata.delete_manifest(registry_id, repository, row.digest):
-                    report.deleted_manifests.append(name)
-            except Denied:
-                report.skipped_locked.append(name)
 
 
 def _tags_to_delete(

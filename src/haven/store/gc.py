@@ -81,42 +81,36 @@ def unlink_released(
     return released
 
 
+def _stale(registry_id: int | None) -> tuple[str, list[int]]:
+    """The condition of a stale link (pending, older than a cutoff given as the next
+    argument, referenced by no manifest), limited to one registry when given."""
+    where = f"repository_blobs.pending = 1 AND repository_blobs.created_at < ? AND {_UNREFERENCED}"
+    if registry_id is None:
+        return where, []
+    return "repository_id IN (SELECT id FROM repositories WHERE registry_id = ?) AND " + where, [
+        registry_id
+    ]
+
+
 def stale_links(
     c: Conn, registry_id: int | None, linked_before: int, limit: int
 ) -> list[tuple[int, str]]:
     """Links that no manifest references and that are older than `linked_before`."""
-    where = f"repository_blobs.pending = 1 AND repository_blobs.created_at < ? AND {_UNREFERENCED}"
-    if registry_id is None:
-        rows = c.all(
-            f"SELECT repository_id, digest FROM repository_blobs WHERE {where} "
-            "ORDER BY repository_id, digest LIMIT ?",
-            linked_before,
-            limit,
-        )
-    else:
-        rows = c.all(
-            "SELECT repository_id, digest FROM repository_blobs "
-            f"WHERE repository_id IN (SELECT id FROM repositories WHERE registry_id = ?) "
-            f"AND {where} ORDER BY repository_id, digest LIMIT ?",
-            registry_id,
-            linked_before,
-            limit,
-        )
+    where, args = _stale(registry_id)
+    rows = c.all(
+        f"SELECT repository_id, digest FROM repository_blobs WHERE {where} "
+        "ORDER BY repository_id, digest LIMIT ?",
+        *args,
+        linked_before,
+        limit,
+    )
     return [(int(r[0]), str(r[1])) for r in rows]
 
 
 def count_stale_links(c: Conn, registry_id: int | None, linked_before: int) -> int:
-    where = f"repository_blobs.pending = 1 AND repository_blobs.created_at < ? AND {_UNREFERENCED}"
-    if registry_id is None:
-        return int(c.value(f"SELECT COUNT(*) FROM repository_blobs WHERE {where}", linked_before))
+    where, args = _stale(registry_id)
     return int(
-        c.value(
-            "SELECT COUNT(*) FROM repository_blobs "
-            "WHERE repository_id IN (SELECT id FROM repositories WHERE registry_id = ?) "
-            f"AND {where}",
-            registry_id,
-            linked_before,
-        )
+        c.value(f"SELECT COUNT(*) FROM repository_blobs WHERE {where}", *args, linked_before)
     )
 
 

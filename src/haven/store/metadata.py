@@ -376,6 +376,7 @@ class MetadataStore:
         def work(c: Conn) -> None:
             repository_id = _ensure_repository(c, registry_id, repository)
             _require_writable(c, repository_id, repository)
+            current = None
             if tag is not None:
                 current = c.one(
                     "SELECT manifest_digest, write_enabled FROM tags "
@@ -460,11 +461,6 @@ class MetadataStore:
             if inserted:
                 usage.add_references(c, registry_id, {digest: len(payload), **blob_sizes})
             if tag is not None:
-                previous = c.value(
-                    "SELECT manifest_digest FROM tags WHERE repository_id = ? AND name = ?",
-                    repository_id,
-                    tag,
-                )
                 c.exec(
                     "INSERT INTO tags (repository_id, name, manifest_digest, updated_at, "
                     "created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (repository_id, name) "
@@ -482,8 +478,8 @@ class MetadataStore:
                     repository_id,
                     digest,
                 )
-                if previous is not None and previous != digest:
-                    _note_if_untagged(c, repository_id, str(previous), stamp)
+                if current is not None and current[0] != digest:
+                    _note_if_untagged(c, repository_id, str(current[0]), stamp)
             elif inserted:
                 _note_if_untagged(c, repository_id, digest, stamp)
 
@@ -532,7 +528,6 @@ class MetadataStore:
             )
             assert found is not None, "the manifest was just read in this transaction"
             manifest_id, pushed_at = int(found[0]), int(found[1])
-            held = usage.manifest_references(c, [manifest_id])
             blobs = [
                 str(r[0])
                 for r in c.all(
@@ -541,7 +536,8 @@ class MetadataStore:
                 )
             ]
             c.exec("DELETE FROM manifests WHERE id = ?", manifest_id)
-            usage.remove_references(c, registry_id, held.items())
+            # The references it held: its own digest and each blob it names, once each.
+            usage.remove_references(c, registry_id, [(d, 1) for d in (digest, *blobs)])
             gc.unlink_released(c, repository_id, blobs, pushed_at, now_ms())
             return True
 
@@ -550,8 +546,8 @@ class MetadataStore:
     async def delete_tag(self, registry_id: int, repository: str, tag: str) -> bool:
         def work(c: Conn) -> bool:
             row = c.one(
-                "SELECT r.id, r.delete_enabled, t.delete_enabled FROM repositories r "
-                "JOIN tags t ON t.repository_id = r.id "
+                "SELECT r.id, r.delete_enabled, t.delete_enabled, t.manifest_digest "
+                "FROM repositories r JOIN tags t ON t.repository_id = r.id "
                 "WHERE r.registry_id = ? AND r.name = ? AND t.name = ?",
                 registry_id,
                 repository,
@@ -563,13 +559,8 @@ class MetadataStore:
                 raise _locked("repository", repository, "deleteEnabled")
             if not row[2]:
                 raise _locked("tag", f"{repository}:{tag}", "deleteEnabled")
-            digest = c.value(
-                "SELECT manifest_digest FROM tags WHERE repository_id = ? AND name = ?",
-                int(row[0]),
-                tag,
-            )
             c.exec("DELETE FROM tags WHERE repository_id = ? AND name = ?", int(row[0]), tag)
-            _note_if_untagged(c, int(row[0]), str(digest), now_ms())
+            _note_if_untagged(c, int(row[0]), str(row[3]), now_ms())
             return True
 
         return await self.db.write(work)

@@ -96,24 +96,6 @@ def remove_references(c: Conn, registry_id: int, counts: Iterable[tuple[str, int
         )
 
 
-def manifest_references(c: Conn, manifest_ids: Iterable[int]) -> Counter[str]:
-    """The references that manifests hold: each manifest's own digest and the blobs it
-    names, counted."""
-    counts: Counter[str] = Counter()
-    for manifest_id in manifest_ids:
-        own = c.value("SELECT digest FROM manifests WHERE id = ?", manifest_id)
-        if own is None:
-            continue
-        counts[str(own)] += 1
-        for (digest,) in c.all(
-            "SELECT digest FROM manifest_references WHERE manifest_id = ? AND kind = ?",
-            manifest_id,
-            _BLOB,
-        ):
-            counts[str(digest)] += 1
-    return counts
-
-
 def repository_references(c: Conn, repository_id: int) -> Counter[str]:
     """Every reference the repository's manifests hold, counted (before it is deleted)."""
     counts: Counter[str] = Counter()
