@@ -2,7 +2,8 @@
 # Install the real OCI clients that tests/e2e drives against `haven serve`:
 # skopeo, podman, buildah and umoci (plus uidmap), from Debian 12's own packages, and for
 # the authentication tests (tests/e2e/test_auth_clients.py) dockerd and the docker CLI
-# (docker.io), containerd and ctr (containerd), openssl and curl.
+# (docker.io), containerd and ctr (containerd), openssl and curl; and a static busybox
+# (busybox-static), the program of the image that the task tests run with buildah.
 #
 # Idempotent: when everything is already there it changes nothing and needs no network.
 # Run as root (CI's `make test` does); as another user it only checks and reports.
@@ -10,7 +11,8 @@
 #
 # The suite runs podman and buildah as root with the vfs storage driver and its own
 # --root/--runroot per test, so neither fuse-overlayfs nor a storage.conf is needed, and
-# no container is ever run (only pull/push/manifest/commit), so no network stack either.
+# no container is started by a runtime (only pull/push/manifest/commit; task steps run in a
+# chroot through `buildah run --isolation chroot`), so no network stack either.
 # What the tools do need from the system is a signature policy
 # (/etc/containers/policy.json, shipped by golang-github-containers-common): podman
 # `manifest push` has no flag to point at another one.
@@ -30,6 +32,7 @@ PACKAGES=(
     uidmap
     golang-github-containers-common  # /etc/containers/policy.json, containers.conf defaults
     golang-github-containers-image   # /etc/containers/registries.conf
+    busybox-static                   # /bin/busybox, for the task tests' image
 )
 # Tools of the authentication tests, and the Debian 12 package that provides each.
 AUTH_TOOLS=(dockerd docker containerd ctr openssl curl)

@@ -67,6 +67,15 @@ class Settings(BaseSettings):
     gc_review_delay_seconds: float = Field(
         60.0, ge=0, description="How long a blob that lost its last link waits before deletion"
     )
+    task_concurrency: int = Field(
+        2, ge=0, description="Task runs each server process executes at once (0: runs none)"
+    )
+    task_containers: bool = Field(
+        False,
+        description="Let task steps run container images (with buildah, as this server's "
+        "user: they run code on this host)",
+    )
+    task_buildah: str = Field("buildah", description="The buildah command task steps run with")
     trusted_proxies: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Addresses/CIDRs whose X-Forwarded-For and X-Forwarded-Proto are believed",
@@ -124,6 +133,9 @@ class Settings(BaseSettings):
         env["HAVEN_GC_INTERVAL_SECONDS"] = str(self.gc_interval_seconds)
         env["HAVEN_GC_LINK_GRACE_SECONDS"] = str(self.gc_link_grace_seconds)
         env["HAVEN_GC_REVIEW_DELAY_SECONDS"] = str(self.gc_review_delay_seconds)
+        env["HAVEN_TASK_CONCURRENCY"] = str(self.task_concurrency)
+        env["HAVEN_TASK_CONTAINERS"] = str(self.task_containers).lower()
+        env["HAVEN_TASK_BUILDAH"] = self.task_buildah
         if self.trusted_proxies:
             env["HAVEN_TRUSTED_PROXIES"] = ",".join(self.trusted_proxies)
         return env

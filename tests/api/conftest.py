@@ -72,8 +72,9 @@ async def anonymous(app: object) -> AsyncIterator[httpx.AsyncClient]:
 def clock(monkeypatch: pytest.MonkeyPatch) -> Any:
     """One movable clock (`clock.offset_ms`) for what stamps and reads times: pushes and
     tag changes, policies, purge and garbage collection."""
-    from haven.services import gc, purge
+    from haven.services import gc, purge, tasks
     from haven.store import metadata, repositories
+    from haven.tasks import agent
 
     class Clock:
         offset_ms = 0
@@ -82,6 +83,6 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Any:
             return int(time.time() * 1000) + self.offset_ms
 
     now = Clock()
-    for module in (metadata, repositories, purge, gc):
+    for module in (metadata, repositories, purge, gc, tasks, agent):
         monkeypatch.setattr(module, "now_ms", now)
     return now

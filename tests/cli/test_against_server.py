@@ -118,12 +118,16 @@ class Profile:
 
 
 @contextlib.contextmanager
-def haven_serve(base: Path, tls: tuple[Path, Path] | None = None) -> Iterator[Server]:
-    """`haven serve` on a free port with an empty data directory, until the block ends."""
+def haven_serve(
+    base: Path, tls: tuple[Path, Path] | None = None, settings: dict[str, str] | None = None
+) -> Iterator[Server]:
+    """`haven serve` on a free port with an empty data directory, until the block ends;
+    `settings` are extra HAVEN_* environment variables."""
     port = _free_port()
     log = base / "haven.log"
     env = {key: value for key, value in os.environ.items() if not key.startswith("HAVEN_")}
     env["HAVEN_BOOTSTRAP_PASSWORD"] = OWNER_PASSWORD
+    env.update(settings or {})
     command = [sys.executable, "-m", "haven", "serve", "--host", "127.0.0.1"]
     command += ["--port", str(port), "--data-dir", str(base / "data"), "--workers", "1"]
     if tls is not None:

@@ -13,6 +13,7 @@ import os
 import pty
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,15 +21,19 @@ from typing import Any
 import httpx
 import pytest
 
+from api.task_helpers import busybox_image
+
 from .test_against_server import OWNER_PASSWORD, Profile, Server, haven_serve
 from .test_repository_against_server import Pusher, haven_on_path
 
 USER_PASSWORD = "faq-user-Password-1"
+FINAL = ("Succeeded", "Failed", "Canceled", "Timeout")
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with haven_serve(tmp_path_factory.mktemp("faq-serve")) as running:
+    containers = {"HAVEN_TASK_CONTAINERS": "true", "HAVEN_TASK_CONCURRENCY": "4"}
+    with haven_serve(tmp_path_factory.mktemp("faq-serve"), settings=containers) as running:
         yield running
 
 
@@ -315,3 +320,94 @@ def _on_a_tty(profile: Profile, arguments: list[str], answer: bytes) -> tuple[in
     finally:
         os.close(controller)
     return process.returncode, stderr.decode()
+
+
+# ------------------------------------------------------------------------------- tasks
+
+
+def push_busybox(server: Server, host: str, repository: str = "busybox") -> None:
+    """The test busybox image, pushed as `<host>/<repository>:1`."""
+    image = busybox_image()
+    auth = ("owner", OWNER_PASSWORD)
+    with httpx.Client(base_url=server.url, auth=auth, headers={"Host": host}, timeout=30) as http:
+        for blob in image.blobs:
+            pushed = http.post(
+                f"/v2/{repository}/blobs/uploads/?digest={blob.digest}", content=blob.data
+            )
+            assert pushed.status_code == 201, pushed.text
+        put = http.put(
+            f"/v2/{repository}/manifests/1",
+            content=image.manifest,
+            headers={"Content-Type": image.media_type},
+        )
+        assert put.status_code == 201, put.text
+
+
+def wait_for_status(owner: Profile, registry: str, run_id: str, *statuses: str) -> dict[str, Any]:
+    for _ in range(600):
+        run: dict[str, Any] = owner.json("task", "show-run", "-r", registry, "--run-id", run_id)
+        if run["status"] in statuses:
+            return run
+        time.sleep(0.1)
+    raise AssertionError(f"run {run_id} stayed {run['status']}")
+
+
+def test_batch_cancel_runs_through_bash(owner: Profile, server: Server, tmp_path: Path) -> None:
+    """'Hoe kan ik batch annuleren?': every running run of the registry is canceled."""
+    push_busybox(server, _login_server(owner, server))
+    finished = owner.json(
+        "run", "-r", "myRegistry", "--cmd", "$Registry/busybox:1 true", "/dev/null", "--no-logs"
+    )
+    assert finished["status"] == "Succeeded"
+    owner.json(
+        "task",
+        "create",
+        "-r",
+        "myRegistry",
+        "-n",
+        "sleeper",
+        "-c",
+        "/dev/null",
+        "--cmd",
+        "$Registry/busybox:1 sleep 3598.5",
+    )
+    running = [owner.json("task", "run", "-r", "myRegistry", "-n", "sleeper", "--no-wait")]
+    for _ in range(2):
+        running.append(
+            owner.json(
+                "run",
+                "-r",
+                "myRegistry",
+                "--no-wait",
+                "--cmd",
+                "$Registry/busybox:1 sleep 3598.5",
+                "/dev/null",
+            )
+        )
+    for run in running:
+        wait_for_status(owner, "myRegistry", run["runId"], "Running")
+
+    recipe = (
+        "haven task list-runs -r myRegistry --run-status Running --query '[].runId' -o tsv \\\n"
+        "| xargs -I% haven task cancel-run -r myRegistry --run-id %"
+    )
+    env = {**owner.env, "PATH": haven_on_path(tmp_path / "bin")}
+    done = subprocess.run(
+        ["bash", "-c", recipe], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert (done.returncode, done.stderr) == (0, "")
+    for run in running:
+        assert wait_for_status(owner, "myRegistry", run["runId"], *FINAL)["status"] == "Canceled"
+    shown = owner.json("task", "show-run", "-r", "myRegistry", "--run-id", finished["runId"])
+    assert shown["status"] == "Succeeded"
+    assert owner.json("task", "list-runs", "-r", "myRegistry", "--run-status", "Running") == []
+    assert not [p for p in Path("/proc").glob("[0-9]*/cmdline") if b"3598.5" in _read(p)], (
+        "a canceled run's process is still there"
+    )
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""

@@ -31,6 +31,7 @@ from haven.cli.repository import repository
 from haven.cli.role import role
 from haven.cli.scope_map import scope_map
 from haven.cli.serve import serve
+from haven.cli.task import run, task
 from haven.cli.tokens import token
 from haven.cli.usage import show_usage
 
@@ -62,6 +63,8 @@ cli.add_command(completion)
 cli.add_command(gc)
 cli.add_command(purge)
 cli.add_command(config)
+cli.add_command(task)
+cli.add_command(run)
 # `az acr create|show|list|update|delete` act on registries: so do `haven create` etc.,
 # so that every `az acr` recipe runs with `haven` in its place.
 for _name in ("create", "show", "list", "update", "delete"):

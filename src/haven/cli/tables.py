@@ -192,3 +192,48 @@ def referrers_table(result: Any) -> list[Row]:
             "SIZE": r.get("size"),
         },
     )
+
+
+def task_table(result: Any) -> list[Row]:
+    """`task list -o table`: name, platform, status and timers, as `az acr task list`."""
+
+    def row(r: dict[str, Any]) -> Row:
+        timers = _get(r, "trigger", "timerTriggers") or []
+        return {
+            "NAME": r.get("name"),
+            "PLATFORM": "/".join(
+                filter(None, [_get(r, "platform", "os"), _get(r, "platform", "architecture")])
+            ),
+            "STATUS": r.get("status"),
+            "TIMEOUT": r.get("timeout"),
+            "TIMERS": ", ".join(
+                f"{t.get('name')}: {t.get('schedule')}" for t in timers if isinstance(t, dict)
+            ),
+        }
+
+    return _rows(result, row)
+
+
+def _duration(start: Any, finish: Any) -> str:
+    try:
+        began = datetime.fromisoformat(str(start).replace("Z", "+00:00"))
+        ended = datetime.fromisoformat(str(finish).replace("Z", "+00:00"))
+    except ValueError:
+        return ""
+    seconds = int((ended - began).total_seconds())
+    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def run_table(result: Any) -> list[Row]:
+    """`task list-runs -o table`: RUN ID, TASK, STATUS, TRIGGER, STARTED, DURATION."""
+    return _rows(
+        result,
+        lambda r: {
+            "RUN ID": r.get("runId"),
+            "TASK": r.get("task"),
+            "STATUS": r.get("status"),
+            "TRIGGER": r.get("trigger"),
+            "STARTED": format_date(r.get("startTime")),
+            "DURATION": _duration(r.get("startTime"), r.get("finishTime")),
+        },
+    )

@@ -53,6 +53,8 @@ registries = Table(
     # Retention of untagged manifests (NULL: disabled), and since when it applies.
     Column("retention_days", Integer),
     Column("retention_enabled_at", BigInteger),
+    # How many task runs the registry has had: run ids are `ca<count>`.
+    Column("task_runs_count", Integer, nullable=False, server_default="0"),
 )
 
 # Per registry and digest, how many references keep it counted in the registry's usage:
@@ -312,4 +314,71 @@ network_rules = Table(
         "registry_id", Integer, ForeignKey("registries.id", ondelete="CASCADE"), primary_key=True
     ),
     Column("address_range", String(64), primary_key=True),
+)
+
+
+# --- Tasks (see docs/tasks.md) -------------------------------------------------------
+
+# A registry's tasks: ACR Tasks YAML (`definition`), run by `haven task run`, a timer or
+# a user; `timeout` bounds a whole run in seconds.
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("registry_id", Integer, ForeignKey("registries.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(50), nullable=False),
+    Column("definition", Text, nullable=False),
+    Column("timeout", Integer, nullable=False),
+    Column("enabled", SmallInteger, nullable=False, server_default="1"),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    UniqueConstraint("registry_id", "name"),
+)
+
+# Cron timers of a task; `next_run_at` is when the next run is due (ms, UTC).
+task_timers = Table(
+    "task_timers",
+    metadata,
+    Column("task_id", Integer, ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True),
+    Column("name", String(50), primary_key=True),
+    Column("schedule", String(200), nullable=False),
+    Column("enabled", SmallInteger, nullable=False, server_default="1"),
+    Column("next_run_at", BigInteger),
+    Index("ix_task_timers_due", "enabled", "next_run_at"),
+)
+
+# Runs: queued by the API or a timer, claimed by one agent (a server process), which
+# keeps `heartbeat_at` fresh while it runs them. `run_id` is the registry's `caN`.
+task_runs = Table(
+    "task_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("registry_id", Integer, ForeignKey("registries.id", ondelete="CASCADE"), nullable=False),
+    Column("run_id", String(16), nullable=False),
+    Column("task_id", Integer, ForeignKey("tasks.id", ondelete="SET NULL")),
+    Column("task_name", String(50)),
+    Column("run_type", String(16), nullable=False),
+    Column("trigger", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("definition", Text, nullable=False),
+    Column("timeout", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("started_at", BigInteger),
+    Column("finished_at", BigInteger),
+    Column("error", String(1000)),
+    Column("cancel_requested", SmallInteger, nullable=False, server_default="0"),
+    Column("agent", String(128)),
+    Column("heartbeat_at", BigInteger),
+    UniqueConstraint("registry_id", "run_id"),
+    Index("ix_task_runs_status", "status", "created_at"),
+    Index("ix_task_runs_registry", "registry_id", "created_at"),
+)
+
+# A run's log, in the order it was written.
+task_run_logs = Table(
+    "task_run_logs",
+    metadata,
+    Column("run_pk", Integer, ForeignKey("task_runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("data", Text, nullable=False),
 )

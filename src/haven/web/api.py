@@ -21,6 +21,7 @@ from haven.auth import roles
 from haven.errors import ApiError, Unauthorized
 from haven.services.access import MANAGEMENT, AccessService, Principal
 from haven.services.management import ManagementService
+from haven.services.tasks import TaskService
 from haven.store.repositories import RepositoryStore
 from haven.web.auth import FailedLogins, parse_authorization
 
@@ -30,6 +31,7 @@ MAX_BODY = 256 * 1024
 @dataclass(frozen=True, slots=True)
 class ApiCall:
     m: ManagementService
+    tasks: TaskService
     repositories: RepositoryStore
     caller: Principal
     params: dict[str, str]
@@ -309,6 +311,88 @@ async def rotate(call: ApiCall) -> Any:
     return await call.m.rotate_keys(call.caller)
 
 
+T = "(?P<task>[^/]+)"
+RUN = "(?P<run>[^/]+)"
+
+
+def _query(call: ApiCall) -> dict[str, str]:
+    return dict(call.request.query_params)
+
+
+@route("GET", f"/registries/{R}/tasks")
+async def tasks(call: ApiCall) -> Any:
+    """List a registry's tasks."""
+    return await call.tasks.list_tasks(call.caller, call.params["registry"])
+
+
+@route("POST", f"/registries/{R}/tasks", 201)
+async def create_task(call: ApiCall) -> Any:
+    """Create a task: `{"name", "cmd" | "definition" (task YAML), "timeout"?, "status"?,
+    "timers"?: [{"name", "schedule" (cron, UTC), "status"?}]}`."""
+    return await call.tasks.create_task(call.caller, call.params["registry"], call.body)
+
+
+@route("GET", f"/registries/{R}/tasks/{T}")
+async def show_task(call: ApiCall) -> Any:
+    """Show a task."""
+    return await call.tasks.show_task(call.caller, call.params["registry"], call.params["task"])
+
+
+@route("PATCH", f"/registries/{R}/tasks/{T}")
+async def update_task(call: ApiCall) -> Any:
+    """Change a task's cmd or definition, timeout, status or timers."""
+    return await call.tasks.update_task(
+        call.caller, call.params["registry"], call.params["task"], call.body
+    )
+
+
+@route("DELETE", f"/registries/{R}/tasks/{T}", 204)
+async def delete_task(call: ApiCall) -> Any:
+    """Delete a task (its runs stay listed)."""
+    await call.tasks.delete_task(call.caller, call.params["registry"], call.params["task"])
+
+
+@route("POST", f"/registries/{R}/tasks/{T}/runs", 201)
+async def run_task(call: ApiCall) -> Any:
+    """Queue a run of a task: `{"values"?: {NAME: VALUE}}` for `{{.Values.NAME}}`."""
+    return await call.tasks.run_task(
+        call.caller, call.params["registry"], call.params["task"], call.body
+    )
+
+
+@route("POST", f"/registries/{R}/runs", 201)
+async def quick_run(call: ApiCall) -> Any:
+    """Queue a run of no saved task (`haven run`): `{"cmd" | "definition", "values"?,
+    "timeout"?}`."""
+    return await call.tasks.quick_run(call.caller, call.params["registry"], call.body)
+
+
+@route("GET", f"/registries/{R}/runs")
+async def runs(call: ApiCall) -> Any:
+    """List runs, newest first: `?status=Running,Queued&task=NAME&top=15`."""
+    return await call.tasks.list_runs(call.caller, call.params["registry"], _query(call))
+
+
+@route("GET", f"/registries/{R}/runs/{RUN}")
+async def show_run(call: ApiCall) -> Any:
+    """Show a run."""
+    return await call.tasks.show_run(call.caller, call.params["registry"], call.params["run"])
+
+
+@route("POST", f"/registries/{R}/runs/{RUN}/cancel")
+async def cancel_run(call: ApiCall) -> Any:
+    """Cancel a queued or running run."""
+    return await call.tasks.cancel_run(call.caller, call.params["registry"], call.params["run"])
+
+
+@route("GET", f"/registries/{R}/runs/{RUN}/logs")
+async def run_logs(call: ApiCall) -> Any:
+    """A run's log from chunk `?after=N`: `{"text", "next", "status", "finished"}`."""
+    return await call.tasks.logs(
+        call.caller, call.params["registry"], call.params["run"], _query(call)
+    )
+
+
 async def _body(request: Request) -> Any:
     if request.method in ("GET", "DELETE", "HEAD"):
         return None
@@ -347,6 +431,7 @@ async def _caller(access: AccessService, failures: FailedLogins, request: Reques
 
 async def handle(
     management: ManagementService,
+    tasks: TaskService,
     repositories: RepositoryStore,
     access: AccessService,
     failures: FailedLogins,
@@ -368,7 +453,9 @@ async def handle(
         try:
             caller = await _caller(access, failures, request)
             params = {k: unquote(v) for k, v in found.groupdict().items()}
-            call = ApiCall(management, repositories, caller, params, await _body(request), request)
+            call = ApiCall(
+                management, tasks, repositories, caller, params, await _body(request), request
+            )
             result = await handler(call)
         except Unauthorized as exc:
             return error(401, "Unauthorized", exc.message)

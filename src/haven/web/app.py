@@ -28,12 +28,15 @@ from haven.services.manifest_cache import ManifestCache
 from haven.services.manifests import ManifestService
 from haven.services.purge import PurgeService
 from haven.services.registries import RegistryResolver
+from haven.services.tasks import TaskService
 from haven.services.uploads import UploadService
 from haven.store.access import AccessStore
 from haven.store.content import FilesystemBlobStore
 from haven.store.db import Database
 from haven.store.metadata import MetadataStore
 from haven.store.repositories import RepositoryStore
+from haven.tasks.agent import TaskAgent
+from haven.tasks.runner import ImageExporter, TaskRunner
 from haven.web import acr, api
 from haven.web.auth import FailedLogins, authenticate, challenge, client_address, require
 from haven.web.context import Ctx
@@ -65,6 +68,7 @@ class Services:
     limits: RateLimiter
     repositories: RepositoryStore
     gc: GarbageCollector
+    tasks: TaskService
 
 
 class HavenApp:
@@ -110,27 +114,26 @@ class HavenApp:
             link_grace_seconds=settings.gc_link_grace_seconds,
             review_delay_seconds=settings.gc_review_delay_seconds,
         )
+        blobs = BlobService(self.metadata, self.content)
+        manifests = ManifestService(
+            self.metadata, self.content, self.io_pool, ManifestCache(self.content_changes)
+        )
+        purger = PurgeService(self.db, self.metadata, repositories)
+        management = ManagementService(self.access_store, access, settings, collector, purger)
         self.services = Services(
             settings=settings,
             registries=registries,
-            blobs=BlobService(self.metadata, self.content),
+            blobs=blobs,
             uploads=UploadService(self.metadata, self.content, self.io_pool),
-            manifests=ManifestService(
-                self.metadata, self.content, self.io_pool, ManifestCache(self.content_changes)
-            ),
+            manifests=manifests,
             listing=ListingService(self.metadata),
             access=access,
             failures=failures,
             tokens=TokenEndpoints(access, failures, registries.resolve),
-            management=ManagementService(
-                self.access_store,
-                access,
-                settings,
-                collector,
-                PurgeService(self.db, self.metadata, repositories),
-            ),
+            management=management,
             repositories=repositories,
             gc=collector,
+            tasks=TaskService(self.db, management, settings),
             limits=RateLimiter(
                 settings.rate_limit_anonymous,
                 settings.rate_limit_principal,
@@ -141,6 +144,20 @@ class HavenApp:
         if settings.gc_interval_seconds > 0:
             passes = collector.run_forever(settings.gc_interval_seconds)
             self._background.append(asyncio.create_task(passes))
+        if settings.task_concurrency > 0:
+            runner = TaskRunner(
+                ImageExporter(manifests, blobs),
+                purger,
+                settings.task_buildah if settings.task_containers else None,
+            )
+            agent = TaskAgent(
+                self.db,
+                runner,
+                settings.data_dir / "tasks",
+                settings.login_server,
+                settings.task_concurrency,
+            )
+            self._background.append(asyncio.create_task(agent.run_forever()))
 
     async def shutdown(self) -> None:
         for task in self._background:
@@ -194,6 +211,7 @@ class HavenApp:
             request = Request(scope, receive)
             response = await api.handle(
                 services.management,
+                services.tasks,
                 services.repositories,
                 services.access,
                 services.failures,
