@@ -7,7 +7,7 @@ them cannot pass silently: `scripts/install-e2e-deps.sh` installs them.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import httpx
@@ -135,20 +135,25 @@ def http(haven: HavenServer) -> Iterator[httpx.Client]:
 def start_haven(
     e2e_prerequisites: None, tmp_path: Path, request: pytest.FixtureRequest
 ) -> Iterator[Callable[..., HavenServer]]:
-    """Start extra servers: start(data_dir, port=None, database_url=None) -> HavenServer.
+    """Start extra servers: start(data_dir, port=None, database_url=None, settings=None)
+    -> HavenServer, `settings` being HAVEN_* variables for the server's environment.
 
     Each gets its own log; all are stopped at teardown (their logs printed if the test failed).
     """
     started: list[HavenServer] = []
 
     def start(
-        data_dir: Path, port: int | None = None, database_url: str | None = None
+        data_dir: Path,
+        port: int | None = None,
+        database_url: str | None = None,
+        settings: Mapping[str, str] | None = None,
     ) -> HavenServer:
         server = HavenServer(
             data_dir=data_dir,
             log_path=tmp_path / f"haven-{len(started)}.log",
             port=port,
             database_url=database_url,
+            settings=settings,
         )
         started.append(server)
         server.start()

@@ -144,12 +144,15 @@ class HavenServer:
         workers: int = 2,
         database_url: str | None = None,
         tls: TlsFiles | None = None,
+        settings: Mapping[str, str] | None = None,
     ):
         self.data_dir = data_dir
         self.log_path = log_path
         self.port = port or free_port()
         self.workers = workers
         self.database_url = database_url
+        # HAVEN_* variables for settings that have no `haven serve` flag (GC timings, say).
+        self.settings = dict(settings or {})
         # With TLS files: `--tls-cert/--tls-key`, https:// URLs, and readiness checked
         # against the test CA (so a certificate the CA did not sign fails the start).
         self.tls = tls
@@ -205,7 +208,7 @@ class HavenServer:
             self.process = subprocess.Popen(
                 command,
                 cwd=self.data_dir.parent,
-                env=_server_environment(),
+                env=_server_environment() | self.settings,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
