@@ -130,6 +130,34 @@ async def test_a_blob_uploaded_again_before_its_review_survives(
     assert all(stored(app, blob) for blob in image.blobs)
 
 
+async def test_a_layer_uploaded_again_is_freed_once_no_image_uses_it(
+    app: HavenApp, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second upload of a layer the repository links already renews the link; when the
+    image pushed before it is deleted, the link stays for the grace period (an upload may
+    be about to use it), then goes like any abandoned upload's."""
+    from haven.services import gc as gc_service
+
+    def at(grace_periods: int) -> None:
+        later = time.time() * 1000 + grace_periods * (LINK_GRACE + 1) * 1000
+        monkeypatch.setattr(gc_service, "now_ms", lambda: int(later))
+
+    shared = layer("relinked")
+    first, second = image_of("first-user", [shared]), image_of("second-user", [shared])
+    await push(client, "gc/relink", first, "v1")
+    await asyncio.sleep(0.01)
+    await push(client, "gc/relink", second, "v2")  # uploads `shared` again
+    at(1)
+    await collect(client)  # past the grace: settles the links, all referenced
+    for image in (second, first):
+        assert (await client.delete(f"/v2/gc/relink/manifests/{image.digest}")).status_code == 202
+    at(2)
+    report = await collect(client)
+    assert (report["staleLinksRemoved"], report["blobsDeleted"]) == (1, 3)
+    assert not stored(app, shared)
+    assert (await client.head(f"/v2/gc/relink/blobs/{shared.digest}")).status_code == 404
+
+
 async def test_a_full_pass_removes_files_without_a_record(
     app: HavenApp, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:

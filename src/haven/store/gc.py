@@ -65,7 +65,10 @@ def unlink_released(
 ) -> list[str]:
     """After a manifest pushed at `pushed_at` is deleted: remove the links of its blobs
     that no remaining manifest of the repository references and that were not linked
-    again since; queue them for review. Returns the digests unlinked."""
+    again since; queue them for review. A link renewed since (the blob uploaded or
+    mounted again) may be for a push in flight: it becomes pending again, so the sweep
+    of abandoned uploads removes it after the grace period unless a manifest takes it
+    up. Returns the digests unlinked."""
     released = []
     for digest in sorted(set(digests)):
         removed = c.exec(
@@ -77,6 +80,13 @@ def unlink_released(
         )
         if removed:
             released.append(digest)
+        else:
+            c.exec(
+                "UPDATE repository_blobs SET pending = 1 WHERE repository_id = ? "
+                f"AND digest = ? AND pending = 0 AND {_UNREFERENCED}",
+                repository_id,
+                digest,
+            )
     enqueue(c, released, now)
     return released
 
