@@ -9,7 +9,8 @@ asks the database: reading a counter is one 8-byte read of a shared memory map.
 Two counters exist: `access.epoch` (roles, credentials, tokens, a registry's access
 settings and login servers) and `content.epoch` (manifests, tags, repositories and their
 lock attributes). The value only has to change, so nothing is written back to disk: the
-caches it guards live no longer than the processes.
+caches it guards live no longer than the processes. Machines that share a PostgreSQL
+database pass their bumps to each other through `store/change_feed.py`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import fcntl
 import mmap
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 _SIZE = 8
@@ -36,16 +38,21 @@ class ChangeCounter:
         # cheapest read Python offers.
         self._word = memoryview(self._map).cast("Q")
         self._path = path
+        # Also told of each bump, for other machines (store/change_feed.py).
+        self.on_bump: Callable[[], None] | None = None
 
     def value(self) -> int:
         return self._word[0]
 
-    def bump(self) -> int:
+    def bump(self, local: bool = False) -> int:
+        """Move the counter; `local` for a change another machine made and announced."""
         with open(self._path, "rb+") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             value = self._word[0] + 1
             self._word[0] = value
-            return value
+        if self.on_bump is not None and not local:
+            self.on_bump()
+        return value
 
     def close(self) -> None:
         self._word.release()

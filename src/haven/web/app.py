@@ -31,6 +31,7 @@ from haven.services.registries import RegistryResolver
 from haven.services.tasks import TaskService
 from haven.services.uploads import UploadService
 from haven.store.access import AccessStore
+from haven.store.change_feed import ChangeFeed, node_id
 from haven.store.content import FilesystemBlobStore
 from haven.store.db import Database
 from haven.store.metadata import MetadataStore
@@ -86,6 +87,7 @@ class HavenApp:
         self.io_pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="haven-io")
         self.services: Services | None = None
         self._background: list[asyncio.Task[None]] = []
+        self._feed: ChangeFeed | None = None
 
     async def startup(self) -> None:
         settings = self.settings
@@ -102,6 +104,10 @@ class HavenApp:
 
         registry_id = await loop.run_in_executor(None, prepare)
         changes = ChangeCounter(settings.data_dir / "access.epoch")
+        if self.db.postgres:
+            counters = {"content": self.content_changes, "access": changes}
+            self._feed = ChangeFeed(self.db.url, node_id(settings.data_dir), counters)
+            self._feed.start()
         registries = RegistryResolver(self.metadata, registry_id, changes)
         await registries.refresh()
         access = AccessService(self.access_store, KeyRing(box), box, changes)
@@ -163,6 +169,8 @@ class HavenApp:
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
+        if self._feed is not None:
+            await asyncio.to_thread(self._feed.stop)
         self.io_pool.shutdown(wait=False, cancel_futures=True)
         self.db.close()
 
