@@ -97,6 +97,13 @@ class Denied(RegistryError):
     code, status, default_message = "DENIED", 403, "requested access to the resource is denied"
 
 
+class Conflict(RegistryError):
+    """The request contradicts what is there now (a restore over a tag that points
+    elsewhere, without force)."""
+
+    code, status, default_message = "CONFLICT", 409, "the request conflicts with the current state"
+
+
 class Unsupported(RegistryError):
     code, status, default_message = "UNSUPPORTED", 405, "the operation is unsupported"
 

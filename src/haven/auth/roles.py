@@ -1,8 +1,9 @@
 """ACR's built-in roles and the actions each grants.
 
 Data-plane actions are ACR's repository-token actions; `catalog` is listing the
-registry's repositories. Management actions are `manage/read`, `manage/write` and
-`manage/roles` (assigning roles, managing identities).
+registry's repositories; `deleted/read` and `deleted/restore` are listing and restoring
+soft-deleted manifests and tags (docs/storage.md). Management actions are `manage/read`,
+`manage/write` and `manage/roles` (assigning roles, managing identities).
 """
 
 from __future__ import annotations
@@ -16,19 +17,33 @@ CATALOG = "catalog"
 SIGN = "trust/write"
 QUARANTINE_READ = "quarantine/read"
 QUARANTINE_WRITE = "quarantine/write"
+DELETED_READ = "deleted/read"
+DELETED_RESTORE = "deleted/restore"
 MANAGE_READ = "manage/read"
 MANAGE_WRITE = "manage/write"
 MANAGE_ROLES = "manage/roles"
 
 TOKEN_ACTIONS = (READ, WRITE, DELETE, META_READ, META_WRITE)
 DATA_ACTIONS = frozenset(
-    {READ, WRITE, DELETE, META_READ, META_WRITE, CATALOG, SIGN, QUARANTINE_READ, QUARANTINE_WRITE}
+    {
+        READ,
+        WRITE,
+        DELETE,
+        META_READ,
+        META_WRITE,
+        CATALOG,
+        SIGN,
+        QUARANTINE_READ,
+        QUARANTINE_WRITE,
+        DELETED_READ,
+        DELETED_RESTORE,
+    }
 )
 
 ROLES: dict[str, frozenset[str]] = {
     "Owner": DATA_ACTIONS | {MANAGE_READ, MANAGE_WRITE, MANAGE_ROLES},
     "Contributor": DATA_ACTIONS | {MANAGE_READ, MANAGE_WRITE},
-    "Reader": frozenset({READ, META_READ, CATALOG, MANAGE_READ}),
+    "Reader": frozenset({READ, META_READ, CATALOG, DELETED_READ, MANAGE_READ}),
     "AcrPull": frozenset({READ, META_READ, CATALOG}),
     "AcrPush": frozenset({READ, META_READ, CATALOG, WRITE, META_WRITE}),
     "AcrDelete": frozenset({DELETE}),
@@ -47,6 +62,8 @@ DOCKER_SCOPE_ACTIONS: dict[str, frozenset[str]] = {
     "delete": frozenset({DELETE}),
     "metadata_read": frozenset({META_READ}),
     "metadata_write": frozenset({META_WRITE}),
+    "deleted_read": frozenset({DELETED_READ}),
+    "deleted_restore": frozenset({DELETED_RESTORE}),
     "*": frozenset(TOKEN_ACTIONS),
 }
 
@@ -68,6 +85,8 @@ _DOCKER_SCOPE_NEEDS: dict[str, frozenset[str]] = {
     "delete": frozenset({DELETE}),
     "metadata_read": frozenset({META_READ}),
     "metadata_write": frozenset({META_WRITE}),
+    "deleted_read": frozenset({DELETED_READ}),
+    "deleted_restore": frozenset({DELETED_RESTORE}),
     "*": frozenset(TOKEN_ACTIONS),
 }
 

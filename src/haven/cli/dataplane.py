@@ -9,10 +9,11 @@ same.
 
 Each request carries a bearer access token for exactly the scopes it needs
 (`registry:catalog:*`, `repository:<repo>:metadata_read`, `…:metadata_write`, `…:delete`,
-`…:pull`), from `POST /oauth2/token` with `grant_type=refresh_token`; the registry refresh
-token comes from `POST /oauth2/exchange` of the CLI's management token, as `haven login`
-gets it. Failures are CliErrors carrying the registry's own message (the distribution
-spec's `{"errors": [{"code", "message"}]}`); a 404 exits with code 3.
+`…:pull`; for soft-deleted content `registry:deleted_catalog:*`, `…:deleted_read`,
+`…:deleted_restore`), from `POST /oauth2/token` with `grant_type=refresh_token`; the
+registry refresh token comes from `POST /oauth2/exchange` of the CLI's management token,
+as `haven login` gets it. Failures are CliErrors carrying the registry's own message (the
+distribution spec's `{"errors": [{"code", "message"}]}`); a 404 exits with code 3.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from haven.cli.progress import progress
 from haven.cli.registry import registry_path
 
 CATALOG_SCOPE = "registry:catalog:*"
+DELETED_CATALOG_SCOPE = "registry:deleted_catalog:*"
 PAGE_SIZE = 100
 MAX_PAGES = 100_000
 

@@ -1,9 +1,10 @@
 """`haven manifest …`: artifact manifests, as `az acr manifest`.
 
 As in az, `--registry/-r` is the registry and `--name/-n` the repository
-(`list-metadata`) or the artifact: `repo:tag` or `repo@digest`. `show` and
+(`list-metadata`, `list-deleted`) or the artifact: `repo:tag` or `repo@digest`. `show` and
 `list-referrers` read the OCI distribution API (`/v2/`), `list-metadata` ACR's metadata API
-(`/acr/v1/`); see `haven.cli.dataplane`.
+(`/acr/v1/`), and `list-deleted`, `list-deleted-tags` and `restore` its soft-deleted
+content (`/acr/v1/_deleted/`); see `haven.cli.dataplane`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from haven.cli.dataplane import (
     repository_path,
     repository_scope,
 )
+from haven.cli.errors import ServerError
 from haven.cli.repository import ORDERBY, orderby_option, top_option
 from haven.cli.tables import referrers_table
 
@@ -123,3 +125,108 @@ def delete(registry: str, name: str, yes: bool) -> Any:
         [repository_scope(artifact.repository, *actions)],
     )
     return None
+
+
+def _deleted_path(repository: str, what: str) -> str:
+    return f"/acr/v1/_deleted/{repository_path(repository)}/_{what}"
+
+
+def _repository_and_tag(value: str, option: str, tag_required: bool) -> tuple[str, str | None]:
+    """`repo:tag`, or (unless `tag_required`) `repo` alone: no tag is implied here."""
+    if "@" in value:
+        raise click.BadParameter(
+            f"'{value}' names a digest; give 'repository:tag'", param_hint=option
+        )
+    head, _, last = value.strip().rpartition("/")
+    name, colon, tag = last.partition(":")
+    repository = f"{head}/{name}" if head else name
+    if not repository or repository.startswith("/") or (colon and not tag):
+        raise click.BadParameter(f"'{value}' is not 'repository:tag'", param_hint=option)
+    if tag_required and not colon:
+        raise click.BadParameter(
+            f"'{value}' names no tag: give 'repository:tag'", param_hint=option
+        )
+    return repository, tag if colon else None
+
+
+@manifest.command("list-deleted")
+@registry_option
+@click.option("--name", "-n", required=True, metavar="REPOSITORY", help="The repository.")
+def list_deleted(registry: str, name: str) -> Any:
+    """List the soft-deleted manifests of a repository, with when each was deleted and
+    when it will be purged (`expiresAfter`), and the deleted tags that named it."""
+    scope = repository_scope(name, "deleted_read")
+    return dataplane(registry).paged(_deleted_path(name, "manifests"), "manifests", [scope])
+
+
+@manifest.command("list-deleted-tags")
+@registry_option
+@click.option(
+    "--name",
+    "-n",
+    required=True,
+    metavar="REPOSITORY[:TAG]",
+    help="The repository, or 'repository:tag' for one tag's deletions.",
+)
+def list_deleted_tags(registry: str, name: str) -> Any:
+    """List the soft-deleted tags of a repository, each with the manifest it named; a tag
+    deleted several times is listed once per manifest, its latest deletion last."""
+    repository, tag = _repository_and_tag(name, "'--name' / '-n'", tag_required=False)
+    return dataplane(registry).paged(
+        _deleted_path(repository, "tags"),
+        "tags",
+        [repository_scope(repository, "deleted_read")],
+        params={"tag": tag} if tag else None,
+    )
+
+
+@manifest.command("restore")
+@registry_option
+@click.option(
+    "--name",
+    "-n",
+    required=True,
+    metavar="REPOSITORY:TAG",
+    help="The soft-deleted tag to restore, with the manifest it named.",
+)
+@click.option(
+    "--digest",
+    "-d",
+    metavar="DIGEST",
+    help="Which soft-deleted manifest to restore when several were tagged with the tag "
+    "[default: the most recently deleted].",
+)
+@click.option(
+    "--force", "-f", is_flag=True, help="Move the tag if it points at another manifest now."
+)
+@yes_option
+def restore(registry: str, name: str, digest: str | None, force: bool, yes: bool) -> Any:
+    """Restore a soft-deleted manifest and its tag. Without --force, a tag that points at
+    another manifest now is left alone and the restore refused."""
+    repository, tag = _repository_and_tag(name, "'--name' / '-n'", tag_required=True)
+    client = dataplane(registry)
+    scopes = [repository_scope(repository, "deleted_read", "deleted_restore")]
+    if digest is not None:
+        digest = parse_image(f"{repository}@{digest}", "'--digest' / '-d'").digest
+    else:
+        entries = client.paged(
+            _deleted_path(repository, "tags"), "tags", scopes, params={"tag": str(tag)}
+        )
+        found = [e for e in entries if isinstance(e, dict) and e.get("tag") == tag]
+        if not found:
+            raise ServerError(f"No soft-deleted manifest was tagged '{repository}:{tag}'.", 404)
+        digest = str(found[-1].get("digest"))  # the registry lists the latest deletion last
+        if len({str(e.get("digest")) for e in found}) > 1:
+            confirm(
+                f"Several soft-deleted manifests were tagged '{repository}:{tag}'. This "
+                f"operation will restore the most recently deleted, '{digest}' (choose "
+                "another with --digest).\nAre you sure you want to continue?",
+                yes,
+            )
+    return client.call(
+        "POST",
+        f"{_deleted_path(repository, 'manifests')}/{reference_segment(str(digest))}",
+        scopes,
+        params={"force": "true"} if force else None,
+        json={"tag": tag},
+    )

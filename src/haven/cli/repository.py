@@ -20,6 +20,7 @@ from haven.cli.arguments import TRUE_FALSE, drop_none, registry_name_option, tru
 from haven.cli.command import HavenGroup, confirm, session
 from haven.cli.dataplane import (
     CATALOG_SCOPE,
+    DELETED_CATALOG_SCOPE,
     ImageReference,
     RegistryClient,
     parse_image,
@@ -104,6 +105,17 @@ def repository() -> None:
 def list_(name: str, top: int | None) -> Any:
     """List the repositories of a registry."""
     return dataplane(name).paged("/acr/v1/_catalog", "repositories", [CATALOG_SCOPE], top=top)
+
+
+@repository.command("list-deleted")
+@registry_name_option
+@top_option
+def list_deleted(name: str, top: int | None) -> Any:
+    """List the repositories holding soft-deleted manifests or tags (deleted repositories
+    among them)."""
+    return dataplane(name).paged(
+        "/acr/v1/_deleted/_catalog", "repositories", [DELETED_CATALOG_SCOPE], top=top
+    )
 
 
 @repository.command("show")

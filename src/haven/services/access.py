@@ -35,6 +35,8 @@ ACCESS_TOKEN_SECONDS = 300
 REGISTRY_REFRESH_SECONDS = 3 * 3600
 MANAGEMENT_REFRESH_SECONDS = 30 * 24 * 3600
 CATALOG_RESOURCE = ("registry", "catalog")
+# Listing the repositories that hold soft-deleted manifests or tags (ACR's scope name).
+DELETED_CATALOG_RESOURCE = ("registry", "deleted_catalog")
 LOGIN_CACHE_MS = 300_000
 MAX_CACHED_BEARERS = 50_000
 # Request shapes remembered as admitted (each holds its Authorization header, ~1 KiB).
@@ -463,9 +465,10 @@ class AccessService:
         access: list[dict[str, Any]] = []
         if registry_id is not None:
             for resource_type, name, actions in scopes:
-                if (resource_type, name) == CATALOG_RESOURCE:
+                if (resource_type, name) in (CATALOG_RESOURCE, DELETED_CATALOG_RESOURCE):
                     held = await self.permissions(principal, registry_id, None)
-                    granted = ["*"] if roles.CATALOG in held and "*" in actions else []
+                    needs = roles.CATALOG if name == "catalog" else roles.DELETED_READ
+                    granted = ["*"] if needs in held and "*" in actions else []
                 elif resource_type == "repository":
                     held = await self.permissions(principal, registry_id, name)
                     granted = roles.docker_actions(held, actions)

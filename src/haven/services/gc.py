@@ -17,6 +17,7 @@ from functools import partial
 from typing import Any
 
 from haven.errors import Denied
+from haven.services.soft_delete import purge_expired
 from haven.store import gc, retention
 from haven.store.content import BlobStore
 from haven.store.db import Database
@@ -33,6 +34,7 @@ class GcReport:
     dry_run: bool
     registry: str | None = None
     manifests_expired: int = 0
+    soft_deleted_purged: int = 0
     stale_links_removed: int = 0
     blobs_deleted: int = 0
     bytes_freed: int = 0
@@ -81,6 +83,9 @@ class GarbageCollector:
         started = time.monotonic()
         async with self._running:
             await self._expire(report, registry_id)
+            report.soft_deleted_purged = await purge_expired(
+                self._db, registry_id, now_ms(), dry_run
+            )
             await self._sweep_links(report, registry_id)
             if full:
                 await self._sweep_files(report)

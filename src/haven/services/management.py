@@ -26,6 +26,7 @@ from haven.services.access import MANAGEMENT_REFRESH_SECONDS, AccessService, Pri
 from haven.services.gc import GarbageCollector
 from haven.services.purge import PurgeRequest, PurgeService
 from haven.skus import SKU_LIMITS, included_storage
+from haven.store import soft_delete
 from haven.store.access import (
     ADMIN_PASSWORD_NAMES,
     AccessStore,
@@ -402,6 +403,45 @@ class ManagementService:
         days = _int(body, "days", current.days if current else 7, 0, 365)
         await repositories.set_retention_policy(registry.id, days if status == "enabled" else None)
         return await self.retention(caller, name, repositories)
+
+    # Soft delete -------------------------------------------------------------------
+
+    async def soft_delete(
+        self, caller: Principal, name: str, repositories: RepositoryStore
+    ) -> dict[str, Any]:
+        """The registry's soft-delete policy, as ACR shows it."""
+        registry = await self.registry(caller, name, roles.MANAGE_READ)
+        found = await repositories.soft_delete_policy(registry.id)
+        return {
+            "status": "enabled" if found.enabled else "disabled",
+            "retentionDays": found.days,
+            "lastUpdatedTime": iso_or_none(found.updated_at),
+        }
+
+    async def update_soft_delete(
+        self, caller: Principal, name: str, body: Any, repositories: RepositoryStore
+    ) -> dict[str, Any]:
+        """Enable or disable soft delete and/or change its days (1-90). Refused (409)
+        while the retention policy is enabled, as ACR refuses it."""
+        registry = await self.registry(caller, name, roles.MANAGE_WRITE)
+        if not isinstance(body, dict):
+            raise bad_request("the body must be a JSON object")
+        unknown = sorted(set(body) - {"status", "retentionDays"})
+        if unknown:
+            raise bad_request(f"unknown field {unknown[0][:60]!r}: give status, retentionDays")
+        if "status" not in body and "retentionDays" not in body:
+            raise bad_request("give status (enabled or disabled), retentionDays (1-90) or both")
+        enabled = None
+        if "status" in body:
+            status = body["status"]
+            if not isinstance(status, str) or status.lower() not in ("enabled", "disabled"):
+                raise bad_request("status must be enabled or disabled")
+            enabled = status.lower() == "enabled"
+        days = None
+        if "retentionDays" in body:
+            days = _int(body, "retentionDays", 0, soft_delete.MIN_DAYS, soft_delete.MAX_DAYS)
+        await repositories.set_soft_delete_policy(registry.id, enabled, days)
+        return await self.soft_delete(caller, name, repositories)
 
     # Purge -------------------------------------------------------------------------
 

@@ -145,6 +145,16 @@ class ManifestService:
         if not deleted:
             raise ManifestUnknown(f"manifest {reference} is not in repository {repository}")
 
+    async def restore(
+        self, registry_id: int, repository: str, digest: str, tag: str | None, force: bool
+    ) -> None:
+        """Restore the soft-deleted manifest `digest` and/or the soft-deleted tag `tag`
+        that named it (see MetadataStore.restore_manifest for what may be refused)."""
+        parse_digest(digest)
+        if tag is not None:
+            validate_tag(tag)
+        await self._metadata.restore_manifest(registry_id, repository, digest, tag, force)
+
     async def referrers(
         self, registry_id: int, repository: str, subject: str, artifact_type: str | None
     ) -> list[Referrer]:

@@ -10,7 +10,9 @@ Reclaiming happens in two steps, both online:
    repository removes all its links. Links that no manifest ever came to reference are
    removed once they are older than a grace period (an upload abandoned by its client).
 2. Blobs. Every removed link puts its digest on a review queue. A review that has waited
-   the review delay deletes the blob's file and row if the blob is still linked nowhere.
+   the review delay deletes the blob's file and row if the blob is still linked nowhere
+   and no soft-deleted manifest references it (`store/soft_delete.py`: those keep their
+   blobs, linked or not, until they are purged, which queues the blobs again).
    It does so with the blob's row locked (a whole write transaction on SQLite, `FOR
    UPDATE` on PostgreSQL); linking a blob locks the same row and, after an upload, makes
    sure the file is there (`store/content.py`'s spare copy), so a blob that an upload
@@ -35,6 +37,19 @@ _UNREFERENCED = (
     "AND mr.digest = repository_blobs.digest AND mr.kind = 0)"
 )
 
+# A blob that garbage collection must keep: linked by a repository, or referenced by a
+# soft-deleted manifest. One statement, so that it reads one snapshot: a restore that
+# relinks a blob and drops its soft-deleted manifest is seen entirely or not at all.
+_KEPT = (
+    "SELECT 1 WHERE EXISTS (SELECT 1 FROM repository_blobs WHERE digest = ?) "
+    "OR EXISTS (SELECT 1 FROM deleted_manifest_references WHERE digest = ? AND kind = 0)"
+)
+_UNKEPT = (
+    "NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest) "
+    "AND NOT EXISTS (SELECT 1 FROM deleted_manifest_references dr "
+    "WHERE dr.digest = b.digest AND dr.kind = 0)"
+)
+
 
 def enqueue(c: Conn, digests: Iterable[str], now: int) -> None:
     c.exec_many(
@@ -51,10 +66,15 @@ def enqueue_repository(c: Conn, repository_id: int, now: int) -> None:
 
 
 def enqueue_registry(c: Conn, registry_id: int, now: int) -> None:
-    """Queue every blob the registry's repositories link (before it is deleted)."""
+    """Queue every blob the registry's repositories link or its soft-deleted manifests
+    reference (before it is deleted)."""
     digests = c.all(
-        "SELECT DISTINCT rb.digest FROM repository_blobs rb "
-        "JOIN repositories r ON r.id = rb.repository_id WHERE r.registry_id = ?",
+        "SELECT rb.digest FROM repository_blobs rb "
+        "JOIN repositories r ON r.id = rb.repository_id WHERE r.registry_id = ? "
+        "UNION SELECT dr.digest FROM deleted_manifest_references dr "
+        "JOIN deleted_manifests d ON d.id = dr.deleted_manifest_id "
+        "WHERE d.registry_id = ? AND dr.kind = 0",
+        registry_id,
         registry_id,
     )
     enqueue(c, (str(d[0]) for d in digests), now)
@@ -165,11 +185,11 @@ def remove_stale_links(
 
 
 def enqueue_unlinked_blobs(c: Conn, now: int) -> int:
-    """Queue every blob linked nowhere (a full pass, after a crash or an upgrade)."""
+    """Queue every blob linked nowhere and kept by no soft-deleted manifest (a full pass,
+    after a crash or an upgrade)."""
     return c.exec(
         "INSERT INTO gc_blob_reviews (digest, queued_at) "
-        "SELECT b.digest, ? FROM blobs b WHERE NOT EXISTS "
-        "(SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest) "
+        f"SELECT b.digest, ? FROM blobs b WHERE {_UNKEPT} "
         "ON CONFLICT (digest) DO NOTHING",
         now,
     )
@@ -187,8 +207,9 @@ def due_reviews(c: Conn, queued_before: int, limit: int) -> list[str]:
 def collect(
     c: Conn, digests: Sequence[str], queued_before: int, delete_file: Callable[[str], int]
 ) -> tuple[int, int]:
-    """Delete each blob of `digests` that is still linked nowhere, file and row, with its
-    row locked; drop their reviews. Returns (blobs deleted, bytes freed)."""
+    """Delete each blob of `digests` that is still linked nowhere and referenced by no
+    soft-deleted manifest, file and row, with its row locked; drop their reviews.
+    Returns (blobs deleted, bytes freed)."""
     deleted = freed = 0
     lock = " FOR UPDATE" if c.postgres else ""
     for digest in digests:
@@ -202,8 +223,7 @@ def collect(
             # No row to lock: an upload may be publishing these bytes right now. A file
             # without a row is left to the full pass, which waits for its grace period.
             continue
-        linked = c.value("SELECT 1 FROM repository_blobs WHERE digest = ? LIMIT 1", digest)
-        if linked is not None:
+        if c.value(_KEPT, digest, digest) is not None:
             continue
         # The file goes first, inside the transaction: if the commit then fails, a row
         # without a file remains, linked nowhere, which nobody can read and the next
@@ -218,8 +238,7 @@ def would_collect(c: Conn, queued_before: int) -> tuple[int, int]:
     """What the due reviews would delete now (for a dry run): (blobs, bytes)."""
     row = c.one(
         "SELECT COUNT(*), COALESCE(SUM(b.size), 0) FROM gc_blob_reviews q "
-        "JOIN blobs b ON b.digest = q.digest WHERE q.queued_at <= ? AND NOT EXISTS "
-        "(SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest)",
+        f"JOIN blobs b ON b.digest = q.digest WHERE q.queued_at <= ? AND {_UNKEPT}",
         queued_before,
     )
     return (0, 0) if row is None else (int(row[0]), int(row[1]))

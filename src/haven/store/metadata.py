@@ -13,10 +13,11 @@ from dataclasses import dataclass
 
 import orjson
 
-from haven.errors import Denied, ManifestBlobUnknown, ManifestInvalid
+from haven.errors import Conflict, Denied, ManifestBlobUnknown, ManifestInvalid, ManifestUnknown
 from haven.oci.manifest import ParsedManifest
-from haven.store import gc, usage
+from haven.store import gc, soft_delete, usage
 from haven.store.db import Conn, Database
+from haven.store.locks import LOCK_COLUMNS
 
 BLOB, MANIFEST = 0, 1
 
@@ -487,7 +488,9 @@ class MetadataStore:
 
     async def delete_manifest(self, registry_id: int, repository: str, digest: str) -> bool:
         """Delete a manifest and every tag pointing at it; Denied when the repository,
-        the manifest or one of those tags is locked against deletion."""
+        the manifest or one of those tags is locked against deletion. With the registry's
+        soft delete enabled they are kept as soft-deleted (store/soft_delete.py): their
+        usage and blob links stay."""
 
         def work(c: Conn) -> bool:
             row = c.one(
@@ -515,7 +518,13 @@ class MetadataStore:
                 raise _locked("tag", f"{repository}:{locked_tag}", "deleteEnabled")
             # Rows are locked in the order a push locks them (repository, then usage),
             # so that a delete and a push on PostgreSQL cannot deadlock.
-            c.exec("UPDATE repositories SET updated_at = ? WHERE id = ?", now_ms(), repository_id)
+            stamp = now_ms()
+            c.exec("UPDATE repositories SET updated_at = ? WHERE id = ?", stamp, repository_id)
+            soft = soft_delete.enabled(c, registry_id)
+            if soft:
+                soft_delete.keep_tags(
+                    c, registry_id, repository_id, repository, stamp, digest=digest
+                )
             c.exec(
                 "DELETE FROM tags WHERE repository_id = ? AND manifest_digest = ?",
                 repository_id,
@@ -528,6 +537,11 @@ class MetadataStore:
             )
             assert found is not None, "the manifest was just read in this transaction"
             manifest_id, pushed_at = int(found[0]), int(found[1])
+            if soft:
+                released = soft_delete.keep_manifest(c, registry_id, repository, manifest_id, stamp)
+                c.exec("DELETE FROM manifests WHERE id = ?", manifest_id)
+                usage.remove_references(c, registry_id, [(d, 1) for d in released])
+                return True
             blobs = [
                 str(r[0])
                 for r in c.all(
@@ -538,7 +552,8 @@ class MetadataStore:
             c.exec("DELETE FROM manifests WHERE id = ?", manifest_id)
             # The references it held: its own digest and each blob it names, once each.
             usage.remove_references(c, registry_id, [(d, 1) for d in (digest, *blobs)])
-            gc.unlink_released(c, repository_id, blobs, pushed_at, now_ms())
+            gc.unlink_released(c, repository_id, blobs, pushed_at, stamp)
+            soft_delete.forget_tags(c, registry_id, repository, digest)
             return True
 
         return await self.db.write(work)
@@ -559,9 +574,109 @@ class MetadataStore:
                 raise _locked("repository", repository, "deleteEnabled")
             if not row[2]:
                 raise _locked("tag", f"{repository}:{tag}", "deleteEnabled")
-            c.exec("DELETE FROM tags WHERE repository_id = ? AND name = ?", int(row[0]), tag)
-            _note_if_untagged(c, int(row[0]), str(row[3]), now_ms())
+            repository_id, stamp = int(row[0]), now_ms()
+            if soft_delete.enabled(c, registry_id):
+                soft_delete.keep_tags(c, registry_id, repository_id, repository, stamp, name=tag)
+            c.exec("DELETE FROM tags WHERE repository_id = ? AND name = ?", repository_id, tag)
+            _note_if_untagged(c, repository_id, str(row[3]), stamp)
             return True
+
+        return await self.db.write(work)
+
+    async def restore_manifest(
+        self, registry_id: int, repository: str, digest: str, tag: str | None, force: bool
+    ) -> None:
+        """Restore a soft-deleted manifest and/or point `tag` at it again.
+
+        What comes back: the soft-deleted manifest `digest` of the repository if there is
+        one (its references and blob links with it), and the soft-deleted tag `tag` that
+        named it. With `tag`, the tag points at the manifest afterwards even if it was
+        never soft-deleted as its tag. Raises ManifestUnknown when there is nothing of the
+        kind to restore (never deleted, purged, or restored already: of two concurrent
+        restores of one item, exactly one succeeds); Conflict when `tag` points at
+        another manifest now, unless `force`; Denied when the repository or that tag is
+        locked against writes.
+        """
+
+        def work(c: Conn) -> None:
+            stamp = now_ms()
+            repository_id = _ensure_repository(c, registry_id, repository)
+            _require_writable(c, repository_id, repository)
+            # The repository's row first, as a push and a delete lock it: concurrent
+            # restores of one repository queue here, and each finds what the last left.
+            c.exec("UPDATE repositories SET updated_at = ? WHERE id = ?", stamp, repository_id)
+            kept_tag = (
+                soft_delete.claim_tag(c, registry_id, repository, tag, digest)
+                if tag is not None
+                else None
+            )
+            kept = soft_delete.claim_manifest(c, registry_id, repository, digest)
+            live = (
+                c.value(
+                    "SELECT 1 FROM manifests WHERE repository_id = ? AND digest = ?",
+                    repository_id,
+                    digest,
+                )
+                is not None
+            )
+            if kept is None and (kept_tag is None or not live):
+                what = f"{repository}:{tag} naming {digest}" if tag else f"{repository}@{digest}"
+                raise ManifestUnknown(
+                    f"nothing soft-deleted to restore: {what} is not soft-deleted (never "
+                    "deleted, purged, or restored already)",
+                    detail={"digest": digest, "tag": tag},
+                )
+            current = None
+            if tag is not None:
+                current = c.one(
+                    "SELECT manifest_digest, write_enabled FROM tags "
+                    "WHERE repository_id = ? AND name = ?",
+                    repository_id,
+                    tag,
+                )
+            moved = current is not None and str(current[0]) != digest
+            if current is not None and moved:
+                if not force:
+                    raise Conflict(
+                        f"tag {repository}:{tag} points at {current[0]} now; restore with "
+                        "force (-f/--force) to move it to the restored manifest",
+                        detail={"tag": tag, "digest": str(current[0])},
+                    )
+                if not current[1]:
+                    raise _locked("tag", f"{repository}:{tag}", "writeEnabled")
+            if kept is not None:
+                if live:
+                    # Pushed again since: the live manifest holds the same references.
+                    held = soft_delete.usage_digests(c, kept)
+                    usage.remove_references(c, registry_id, [(d, 1) for d in held])
+                else:
+                    soft_delete.bring_back(c, kept, repository_id)
+                soft_delete.drop(c, kept)
+            if tag is None:
+                if not live:
+                    _note_if_untagged(c, repository_id, digest, stamp)
+                return
+            locks = kept_tag.locks if kept_tag is not None else (1,) * len(LOCK_COLUMNS)
+            c.exec(
+                "INSERT INTO tags (repository_id, name, manifest_digest, updated_at, created_at, "
+                f"{', '.join(LOCK_COLUMNS)}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (repository_id, name) "
+                "DO UPDATE SET manifest_digest = excluded.manifest_digest, "
+                "updated_at = excluded.updated_at",
+                repository_id,
+                tag,
+                digest,
+                stamp,
+                kept_tag.created_at if kept_tag is not None and kept_tag.created_at else stamp,
+                *locks,
+            )
+            c.exec(
+                "UPDATE manifests SET untagged_at = NULL WHERE repository_id = ? AND digest = ?",
+                repository_id,
+                digest,
+            )
+            if current is not None and moved:
+                _note_if_untagged(c, repository_id, str(current[0]), stamp)
 
         return await self.db.write(work)
 

@@ -1,14 +1,15 @@
 """Queries behind ACR's repository API (`/acr/v1/`): attributes, tag and manifest
-details, lock changes, repository deletion."""
+details, lock changes, repository deletion, and soft-deleted content (`/acr/v1/_deleted/`)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from haven.errors import Denied
-from haven.store import gc, retention, usage
+from haven.store import gc, retention, soft_delete, usage
 from haven.store.db import Conn, Database
 from haven.store.locks import LOCK_COLUMNS, LOCK_NAMES
 from haven.store.metadata import now_ms
@@ -192,7 +193,9 @@ class RepositoryStore:
         self, registry_id: int, name: str
     ) -> tuple[list[str], list[str]] | None:
         """Delete a repository with its manifests, tags and blob links; returns the
-        deleted manifest digests and tags. Denied when anything in it is locked."""
+        deleted manifest digests and tags. Denied when anything in it is locked. With the
+        registry's soft delete enabled, its manifests and tags are kept as soft-deleted
+        (their usage stays; garbage collection keeps their blobs unlinked)."""
 
         def work(c: Conn) -> tuple[list[str], list[str]] | None:
             found = _repository(c, registry_id, name)
@@ -222,10 +225,18 @@ class RepositoryStore:
                     "SELECT name FROM tags WHERE repository_id = ? ORDER BY name", found.id
                 )
             ]
-            held = usage.repository_references(c, found.id)
-            gc.enqueue_repository(c, found.id, now_ms())
+            stamp = now_ms()
+            if soft_delete.enabled(c, registry_id):
+                soft_delete.keep_tags(c, registry_id, found.id, name, stamp)
+                held: Counter[str] = Counter()
+                for row in c.all("SELECT id FROM manifests WHERE repository_id = ?", found.id):
+                    held.update(soft_delete.keep_manifest(c, registry_id, name, int(row[0]), stamp))
+            else:
+                held = usage.repository_references(c, found.id)
+            gc.enqueue_repository(c, found.id, stamp)
             c.exec("DELETE FROM repositories WHERE id = ?", found.id)
             usage.remove_references(c, registry_id, held.items())
+            soft_delete.forget_tags(c, registry_id, name)
             return digests, tags
 
         return await self.db.write(work)
@@ -337,8 +348,53 @@ class RepositoryStore:
         return await self.db.read(lambda c: retention.policy(c, registry_id))
 
     async def set_retention_policy(self, registry_id: int, days: int | None) -> None:
-        await self.db.write(
-            lambda c: retention.set_policy(c, registry_id, days, now_ms()), content=False
+        """Enable (days) or disable (None) the retention policy; PoliciesExclusive when
+        enabling it while soft delete is enabled."""
+
+        def work(c: Conn) -> None:
+            if days is not None:
+                soft_delete.refuse_retention(c, registry_id)
+            retention.set_policy(c, registry_id, days, now_ms())
+
+        await self.db.write(work, content=False)
+
+    # Soft delete -----------------------------------------------------------------------
+
+    async def soft_delete_policy(self, registry_id: int) -> soft_delete.Policy:
+        return await self.db.read(lambda c: soft_delete.policy(c, registry_id))
+
+    async def set_soft_delete_policy(
+        self, registry_id: int, enabled: bool | None, days: int | None
+    ) -> soft_delete.Policy:
+        """Change the soft-delete policy; PoliciesExclusive when enabling it while the
+        retention policy is enabled."""
+
+        def work(c: Conn) -> soft_delete.Policy:
+            soft_delete.set_policy(c, registry_id, enabled, days, now_ms())
+            return soft_delete.policy(c, registry_id)
+
+        return await self.db.write(work, content=False)
+
+    async def deleted_repositories(self, registry_id: int, last: str | None, n: int) -> list[str]:
+        return await self.db.read(lambda c: soft_delete.repositories(c, registry_id, last, n))
+
+    async def deleted_manifests(
+        self, registry_id: int, repository: str, last: str | None, n: int
+    ) -> list[soft_delete.DeletedManifest]:
+        return await self.db.read(
+            lambda c: soft_delete.manifests(c, registry_id, repository, last, n)
+        )
+
+    async def deleted_tags(
+        self,
+        registry_id: int,
+        repository: str,
+        tag: str | None,
+        last: tuple[str, str] | None,
+        n: int,
+    ) -> list[soft_delete.DeletedTag]:
+        return await self.db.read(
+            lambda c: soft_delete.tags(c, registry_id, repository, tag, last, n)
         )
 
     async def counts(self, registry_id: int) -> dict[str, int]:

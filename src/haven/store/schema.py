@@ -53,6 +53,11 @@ registries = Table(
     # Retention of untagged manifests (NULL: disabled), and since when it applies.
     Column("retention_days", Integer),
     Column("retention_enabled_at", BigInteger),
+    # Soft delete: whether deletions keep what they delete, for how many days (kept when
+    # the policy is disabled: what was soft-deleted still expires), last changed when.
+    Column("soft_delete_enabled", SmallInteger, nullable=False, server_default="0"),
+    Column("soft_delete_days", Integer, nullable=False, server_default="7"),
+    Column("soft_delete_updated_at", BigInteger),
     # How many task runs the registry has had: run ids are `ca<count>`.
     Column("task_runs_count", Integer, nullable=False, server_default="0"),
 )
@@ -174,6 +179,67 @@ tags = Table(
     *_locks(),
     Column("created_at", BigInteger, nullable=False, server_default="0"),
     Index("ix_tags_manifest", "repository_id", "manifest_digest"),
+)
+
+# Soft-deleted manifests (store/soft_delete.py), out of `manifests` so that nothing that
+# reads live content sees them; keyed by repository name, since deleting a repository
+# removes its row. Their references stay counted in `registry_content`.
+deleted_manifests = Table(
+    "deleted_manifests",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("registry_id", Integer, ForeignKey("registries.id", ondelete="CASCADE"), nullable=False),
+    Column("repository", String(255), nullable=False),
+    Column("digest", String(200), nullable=False),
+    Column("media_type", String(255), nullable=False),
+    Column("artifact_type", String(255)),
+    Column("subject_digest", String(200)),
+    Column("annotations", Text),
+    Column("size", BigInteger, nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    *_locks(),
+    Column("updated_at", BigInteger, nullable=False, server_default="0"),
+    Column("config_media_type", String(255)),
+    Column("architecture", String(64)),
+    Column("os", String(64)),
+    Column("deleted_at", BigInteger, nullable=False),
+    UniqueConstraint("registry_id", "repository", "digest", name="uq_deleted_manifests_digest"),
+    Index("ix_deleted_manifests_deleted_at", "registry_id", "deleted_at"),
+)
+
+# What each soft-deleted manifest references (kinds as in manifest_references); garbage
+# collection keeps every blob named here.
+deleted_manifest_references = Table(
+    "deleted_manifest_references",
+    metadata,
+    Column(
+        "deleted_manifest_id",
+        Integer,
+        ForeignKey("deleted_manifests.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("kind", SmallInteger, primary_key=True),
+    Column("digest", String(200), primary_key=True),
+    Index("ix_deleted_manifest_references_digest", "digest"),
+)
+
+# Soft-deleted tags: which manifest each named when it was deleted. A tag deleted, pushed
+# again and deleted again names one manifest per row.
+deleted_tags = Table(
+    "deleted_tags",
+    metadata,
+    Column(
+        "registry_id", Integer, ForeignKey("registries.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("repository", String(255), primary_key=True),
+    Column("name", String(128), primary_key=True),
+    Column("manifest_digest", String(200), primary_key=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    *_locks(),
+    Column("deleted_at", BigInteger, nullable=False),
+    Index("ix_deleted_tags_deleted_at", "registry_id", "deleted_at"),
 )
 
 # Blobs that lost a link, to be deleted once reviewed if nothing links them any more

@@ -12,6 +12,8 @@ loses its last, its size is taken off. Both happen in the transaction that adds 
 removes the reference, so the figure is exact the moment a push or delete returns, and a
 push that would exceed the quota is refused in the same transaction that would have
 stored it. `recount` recomputes everything from the manifests themselves, to check.
+Soft-deleted manifests (`store/soft_delete.py`) keep their references, so they count
+until they are purged.
 """
 
 from __future__ import annotations
@@ -122,20 +124,28 @@ def usage(c: Conn, registry_id: int) -> Usage:
 
 
 def recount(c: Conn, registry_id: int) -> int:
-    """The registry's usage computed from its manifests alone, ignoring the counters."""
+    """The registry's usage computed from its manifests alone, ignoring the counters:
+    the live ones and the soft-deleted ones, which count until they are purged."""
     blobs = c.value(
         "SELECT COALESCE(SUM(b.size), 0) FROM blobs b WHERE b.digest IN ("
         "SELECT mr.digest FROM manifest_references mr "
         "JOIN manifests m ON m.id = mr.manifest_id "
         "JOIN repositories r ON r.id = m.repository_id "
-        "WHERE r.registry_id = ? AND mr.kind = ?)",
+        "WHERE r.registry_id = ? AND mr.kind = ? "
+        "UNION SELECT dr.digest FROM deleted_manifest_references dr "
+        "JOIN deleted_manifests d ON d.id = dr.deleted_manifest_id "
+        "WHERE d.registry_id = ? AND dr.kind = ?)",
+        registry_id,
+        _BLOB,
         registry_id,
         _BLOB,
     )
     manifests = c.value(
-        "SELECT COALESCE(SUM(size), 0) FROM (SELECT DISTINCT m.digest, m.size "
+        "SELECT COALESCE(SUM(size), 0) FROM (SELECT m.digest, m.size "
         "FROM manifests m JOIN repositories r ON r.id = m.repository_id "
-        "WHERE r.registry_id = ?) AS distinct_manifests",
+        "WHERE r.registry_id = ? UNION SELECT d.digest, d.size FROM deleted_manifests d "
+        "WHERE d.registry_id = ?) AS distinct_manifests",
+        registry_id,
         registry_id,
     )
     return int(blobs) + int(manifests)

@@ -1,9 +1,12 @@
 """ACR's repository API under `/acr/v1/`: repository, tag and manifest attributes,
 their lock attributes, and deletion — what `az acr repository` and Microsoft's
-`azure-containerregistry` SDK call.
+`azure-containerregistry` SDK call — and, under `/acr/v1/_deleted/`, soft-deleted
+content: what `az acr repository list-deleted` and `az acr manifest list-deleted`,
+`list-deleted-tags` and `restore` call.
 
 Authorised like the distribution API: reads need metadata/read, changes need
-metadata/write, deletions content/delete, the catalog the catalog right.
+metadata/write, deletions content/delete, the catalog the catalog right; listing
+soft-deleted content needs deleted/read and restoring it deleted/restore.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from haven.oci.digest import parse_digest
 from haven.oci.names import validate_tag
 from haven.store.locks import LOCK_NAMES
 from haven.store.repositories import ManifestDetail, RepositoryDetail, TagDetail
+from haven.store.soft_delete import DeletedManifest, DeletedTag
 from haven.timestamps import iso_from_ms
 from haven.web.context import Ctx
 from haven.web.responses import json_response, respond
@@ -52,8 +56,9 @@ def _orderby(ctx: Ctx) -> str | None:
     return value
 
 
-def _link(path: str, last: str, n: int, orderby: str | None) -> dict[str, str]:
+def _link(path: str, last: str, n: int, orderby: str | None, **extra: str | None) -> dict[str, str]:
     query = f"last={quote(last, safe='')}&n={n}" + (f"&orderby={orderby}" if orderby else "")
+    query += "".join(f"&{k}={quote(v, safe='')}" for k, v in extra.items() if v is not None)
     return {"Link": f'<{path}?{query}>; rel="next"'}
 
 
@@ -129,6 +134,46 @@ def _manifest_json(m: ManifestDetail) -> dict[str, Any]:
     if m.os:
         out["os"] = m.os
     return out
+
+
+def _deleted_manifest_json(m: DeletedManifest) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "digest": m.digest,
+        "imageSize": m.size,
+        "createdTime": iso_from_ms(m.created_at),
+        "lastUpdateTime": iso_from_ms(m.updated_at),
+        "mediaType": m.media_type,
+        "deletedAt": iso_from_ms(m.deleted_at),
+        "expiresAfter": iso_from_ms(m.expires_at),
+        "tags": m.tags,
+    }
+    for key, value in (
+        ("configMediaType", m.config_media_type),
+        ("architecture", m.architecture),
+        ("os", m.os),
+    ):
+        if value:
+            out[key] = value
+    return out
+
+
+def _deleted_tag_json(t: DeletedTag) -> dict[str, Any]:
+    return {
+        "tag": t.name,
+        "digest": t.digest,
+        "createdTime": iso_from_ms(t.created_at),
+        "deletedAt": iso_from_ms(t.deleted_at),
+        "expiresAfter": iso_from_ms(t.expires_at),
+    }
+
+
+def _true(ctx: Ctx, name: str) -> bool:
+    value = ctx.query(name)
+    if value is None or value.lower() in ("", "false"):
+        return False
+    if value.lower() == "true":
+        return True
+    raise ParameterInvalid(f"{name} must be true or false")
 
 
 # Handlers ---------------------------------------------------------------------------
@@ -261,8 +306,113 @@ async def delete_manifest(ctx: Ctx) -> Response:
     return respond(202)
 
 
+async def deleted_catalog(ctx: Ctx) -> Response:
+    """The repositories holding soft-deleted manifests or tags (deleted ones included)."""
+    n = _page(ctx)
+    found = await ctx.services.repositories.deleted_repositories(
+        ctx.registry_id, ctx.query("last"), n + 1
+    )
+    names = found[:n]
+    headers = _link("/acr/v1/_deleted/_catalog", names[-1], n, None) if len(found) > n else None
+    return json_response({"repositories": names}, headers)
+
+
+async def list_deleted_manifests(ctx: Ctx) -> Response:
+    n = _page(ctx)
+    found = await ctx.services.repositories.deleted_manifests(
+        ctx.registry_id, ctx.name, ctx.query("last"), n + 1
+    )
+    manifests = found[:n]
+    headers = (
+        _link(f"/acr/v1/_deleted/{ctx.name}/_manifests", manifests[-1].digest, n, None)
+        if len(found) > n
+        else None
+    )
+    body = {
+        "registry": _registry(ctx),
+        "imageName": ctx.name,
+        "manifests": [_deleted_manifest_json(m) for m in manifests],
+    }
+    return json_response(body, headers)
+
+
+async def list_deleted_tags(ctx: Ctx) -> Response:
+    """Soft-deleted tags (`?tag=` for one tag's), each with the manifest it named; a tag
+    deleted several times is listed once per manifest, its latest deletion last. Pages
+    continue after `last=<tag>@<digest>`."""
+    n = _page(ctx)
+    tag = ctx.query("tag")
+    if tag is not None:
+        validate_tag(tag)
+    last = ctx.query("last")
+    after = None
+    if last:
+        name, _, digest = last.partition("@")
+        after = (name, digest)
+    found = await ctx.services.repositories.deleted_tags(
+        ctx.registry_id, ctx.name, tag, after, n + 1
+    )
+    tags = found[:n]
+    headers = (
+        _link(
+            f"/acr/v1/_deleted/{ctx.name}/_tags",
+            f"{tags[-1].name}@{tags[-1].digest}",
+            n,
+            None,
+            tag=tag,
+        )
+        if len(found) > n
+        else None
+    )
+    body = {
+        "registry": _registry(ctx),
+        "imageName": ctx.name,
+        "tags": [_deleted_tag_json(t) for t in tags],
+    }
+    return json_response(body, headers)
+
+
+async def restore_manifest(ctx: Ctx) -> Response:
+    """Restore a soft-deleted manifest and point `{"tag"}` at it (`?force=true` moves a
+    tag that points elsewhere now)."""
+    digest = str(parse_digest(ctx.params["digest"]))
+    force = _true(ctx, "force")
+    raw = await _body(ctx)
+    try:
+        body = orjson.loads(raw or b"{}")
+    except orjson.JSONDecodeError:
+        raise ParameterInvalid('the body must be a JSON object: {"tag": "<tag>"}') from None
+    if not isinstance(body, dict):
+        raise ParameterInvalid('the body must be a JSON object: {"tag": "<tag>"}')
+    tag = body.get("tag")
+    if tag is not None and not isinstance(tag, str):
+        raise ParameterInvalid("tag must be a string")
+    await ctx.services.manifests.restore(ctx.registry_id, ctx.name, digest, tag, force)
+    return json_response(
+        {"registry": _registry(ctx), "imageName": ctx.name, "digest": digest, "tag": tag}
+    )
+
+
 _NAME = r"(?P<name>.+)"
 ROUTES: list[tuple[re.Pattern[str], dict[str, Endpoint]]] = [
+    # Soft-deleted content first: `_deleted/...` is no repository name (it fails the name
+    # rules), so the routes below would refuse it.
+    (
+        re.compile(r"^/acr/v1/_deleted/_catalog$"),
+        {"GET": Endpoint(deleted_catalog, roles.DELETED_READ)},
+    ),
+    (
+        re.compile(rf"^/acr/v1/_deleted/{_NAME}/_manifests/(?P<digest>[^/]+)$"),
+        {"POST": Endpoint(restore_manifest, roles.DELETED_RESTORE)},
+    ),
+    (
+        re.compile(rf"^/acr/v1/_deleted/{_NAME}/_manifests$"),
+        {"GET": Endpoint(list_deleted_manifests, roles.DELETED_READ)},
+    ),
+    (
+        re.compile(rf"^/acr/v1/_deleted/{_NAME}/_tags$"),
+        {"GET": Endpoint(list_deleted_tags, roles.DELETED_READ)},
+    ),
     (re.compile(r"^/acr/v1/_catalog$"), {"GET": Endpoint(catalog, roles.CATALOG)}),
     (
         re.compile(rf"^/acr/v1/{_NAME}/_tags/(?P<tag>[^/]+)$"),

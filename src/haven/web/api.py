@@ -131,8 +131,24 @@ async def retention(call: ApiCall) -> Any:
 
 @route("PATCH", f"/registries/{R}/retention")
 async def update_retention(call: ApiCall) -> Any:
-    """Enable or disable the retention policy: `{"status": "enabled", "days": 0..365}`."""
+    """Enable or disable the retention policy: `{"status": "enabled", "days": 0..365}`;
+    refused while soft delete is enabled."""
     return await call.m.update_retention(
+        call.caller, call.params["registry"], call.body, call.repositories
+    )
+
+
+@route("GET", f"/registries/{R}/softDelete")
+async def soft_delete(call: ApiCall) -> Any:
+    """The soft-delete policy: `{status, retentionDays, lastUpdatedTime}`."""
+    return await call.m.soft_delete(call.caller, call.params["registry"], call.repositories)
+
+
+@route("PATCH", f"/registries/{R}/softDelete")
+async def update_soft_delete(call: ApiCall) -> Any:
+    """Enable or disable soft delete, or change its days: `{"status"?: "enabled",
+    "retentionDays"?: 1..90}`; refused while the retention policy is enabled."""
+    return await call.m.update_soft_delete(
         call.caller, call.params["registry"], call.body, call.repositories
     )
 

@@ -28,6 +28,8 @@ _SCOPE_OF = {
     roles.WRITE: "pull,push",
     roles.META_WRITE: "pull,push",
     roles.DELETE: "delete",
+    roles.DELETED_READ: "deleted_read",
+    roles.DELETED_RESTORE: "deleted_read,deleted_restore",
 }
 _ACTION_WORDS = {
     roles.READ: "pull (content/read)",
@@ -36,6 +38,8 @@ _ACTION_WORDS = {
     roles.META_WRITE: "tag (metadata/write)",
     roles.DELETE: "delete (content/delete)",
     roles.CATALOG: "list the catalog",
+    roles.DELETED_READ: "list soft-deleted content (deleted/read)",
+    roles.DELETED_RESTORE: "restore soft-deleted content (deleted/restore)",
 }
 
 
@@ -147,6 +151,8 @@ def challenge(
     value = f'Bearer realm="{realm}",service="{host}"'
     if action == roles.CATALOG:
         value += ',scope="registry:catalog:*"'
+    elif action == roles.DELETED_READ and repository is None:
+        value += ',scope="registry:deleted_catalog:*"'
     elif repository is not None and action in _SCOPE_OF:
         value += f',scope="repository:{repository}:{_SCOPE_OF[action]}"'
     return Unauthorized(message, headers={"WWW-Authenticate": value})
@@ -193,9 +199,12 @@ async def allowed(
         return False
     if caller.token_grants is None:
         return True
-    resource = ("registry", "catalog") if repository is None else ("repository", repository)
-    if action == roles.CATALOG:
-        return resource in caller.token_grants
+    if repository is None:
+        # The registry-wide listings: the catalog, and the repositories holding
+        # soft-deleted content; each needs its own grant.
+        name = "deleted_catalog" if action == roles.DELETED_READ else "catalog"
+        return ("registry", name) in caller.token_grants
+    resource = ("repository", repository)
     return action in caller.token_grants.get(resource, frozenset())
 
 
