@@ -64,6 +64,9 @@ class BlobStore(Protocol):
     def local_path(self, digest: str) -> Path:
         """Where the blob's bytes are on this machine (for zero-copy responses)."""
 
+    def check_sync(self) -> None:
+        """Raise if the store cannot be written now (the readiness probe)."""
+
 
 def _fsync_directory(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
@@ -100,6 +103,11 @@ class FilesystemBlobStore:
     def local_path(self, digest: str) -> Path:
         algorithm, _, encoded = digest.partition(":")
         return self.blob_root / algorithm / encoded[:2] / encoded
+
+    def check_sync(self) -> None:
+        probe = self.upload_root / f".ready-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
 
     def create_upload_sync(self, upload_id: str) -> None:
         self._upload_path(upload_id).touch(exist_ok=False)

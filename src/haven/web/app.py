@@ -48,6 +48,7 @@ from haven.web.v2 import routes as v2_routes
 from haven.web.v2.routes import SIGNED_IN, Endpoint
 
 log = logging.getLogger("haven")
+READY_TIMEOUT = 5.0
 
 
 class NotFound(RegistryError):
@@ -206,11 +207,31 @@ class HavenApp:
             response = await self._oauth2(scope, receive, path)
         elif path.startswith("/api/"):
             response = await self._api(scope, receive)
-        elif path in ("/healthz", "/readyz"):
+        elif path == "/healthz":
             response = PlainTextResponse("ok")
+        elif path == "/readyz":
+            response = await self._ready()
         else:
             response = PlainTextResponse("not found", status_code=404)
         await response(scope, receive, send)
+
+    async def _ready(self) -> Response:
+        """Whether this node can serve: its database answers and its store takes writes.
+        `/healthz` only says the process is up (a liveness probe)."""
+        problems = []
+        try:
+            await asyncio.wait_for(self.db.read(lambda c: c.value("SELECT 1")), READY_TIMEOUT)
+        except Exception as exc:
+            problems.append(f"database: {type(exc).__name__}: {exc}"[:300])
+        try:
+            loop = asyncio.get_running_loop()
+            check = loop.run_in_executor(self.io_pool, self.content.check_sync)
+            await asyncio.wait_for(check, READY_TIMEOUT)
+        except Exception as exc:
+            problems.append(f"storage: {type(exc).__name__}: {exc}"[:300])
+        if problems:
+            return PlainTextResponse("\n".join(problems) + "\n", status_code=503)
+        return PlainTextResponse("ok")
 
     async def _api(self, scope: Scope, receive: Receive) -> Response:
         services = self.services
