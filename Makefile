@@ -19,6 +19,7 @@ serve: $(STAMP)
 
 test: $(STAMP) lint
 	bash scripts/install-e2e-deps.sh
+	bash scripts/install-store-deps.sh
 	$(BIN)/python -m pytest -q
 
 test-fast: $(STAMP)
