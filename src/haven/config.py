@@ -67,6 +67,19 @@ class Settings(BaseSettings):
     gc_review_delay_seconds: float = Field(
         60.0, ge=0, description="How long a blob that lost its last link waits before deletion"
     )
+    storage: str | None = Field(
+        None,
+        description="Where blobs are: file:///path, azure://<account>/<container>?…, "
+        "s3://<bucket>/<prefix>?…; default: the data directory",
+    )
+    storage_redirect: bool = Field(
+        True,
+        description="Answer blob downloads from an object store with a redirect to a "
+        "signed URL (false: stream them through Haven)",
+    )
+    storage_url_seconds: float = Field(
+        300.0, gt=0, le=86_400, description="How long a signed download URL stays valid"
+    )
     task_concurrency: int = Field(
         2, ge=0, description="Task runs each server process executes at once (0: runs none)"
     )
@@ -133,6 +146,10 @@ class Settings(BaseSettings):
         env["HAVEN_GC_INTERVAL_SECONDS"] = str(self.gc_interval_seconds)
         env["HAVEN_GC_LINK_GRACE_SECONDS"] = str(self.gc_link_grace_seconds)
         env["HAVEN_GC_REVIEW_DELAY_SECONDS"] = str(self.gc_review_delay_seconds)
+        if self.storage:
+            env["HAVEN_STORAGE"] = self.storage
+        env["HAVEN_STORAGE_REDIRECT"] = str(self.storage_redirect).lower()
+        env["HAVEN_STORAGE_URL_SECONDS"] = str(self.storage_url_seconds)
         env["HAVEN_TASK_CONCURRENCY"] = str(self.task_concurrency)
         env["HAVEN_TASK_CONTAINERS"] = str(self.task_containers).lower()
         env["HAVEN_TASK_BUILDAH"] = self.task_buildah

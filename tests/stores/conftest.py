@@ -1,4 +1,4 @@
-"""Real object-store emulators for the content store tests.
+"""Real object stores for the content store tests: Azurite, and Ceph's S3 gateway.
 
 Azurite runs once per session on a free port with its data in a temporary directory.
 It is a hard requirement, as PostgreSQL is: a run without it fails, naming the install
@@ -21,6 +21,8 @@ import httpx
 import pytest
 
 from haven.store.azure import DEVELOPMENT_ACCOUNT, DEVELOPMENT_KEY, AzureBlobStore
+
+from .s3_server import S3Server, ServerUnavailable, radosgw
 
 REPO = Path(__file__).resolve().parents[2]
 AZURITE = Path(os.environ.get("HAVEN_TEST_AZURITE", REPO / ".tools/node_modules/.bin/azurite-blob"))
@@ -121,3 +123,21 @@ def other_store(container_url: str, store: AzureBlobStore) -> Iterator[AzureBlob
     other = AzureBlobStore.from_url(container_url)
     yield other
     other.close()
+
+
+@pytest.fixture(scope="session")
+def rgw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    directory = tmp_path_factory.mktemp("radosgw")
+    failure = None
+    try:
+        with radosgw(directory) as server:
+            yield server
+    except ServerUnavailable as error:
+        failure = str(error)
+    if failure is not None:
+        pytest.fail(failure, pytrace=False)
+
+
+@pytest.fixture
+def bucket_url(rgw: S3Server) -> str:
+    return rgw.url(f"haven-{uuid.uuid4().hex[:12]}", "registry/one")

@@ -12,7 +12,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -22,27 +22,9 @@ import pytest
 from haven.errors import BlobUnknown, BlobUploadUnknown, RangeNotSatisfiable
 from haven.store.s3 import MIN_PART, READ_CHUNK, S3BlobStore
 
-from .s3_server import S3Server, ServerUnavailable, radosgw
+from .s3_server import S3Server
 
 MiB = 1024 * 1024
-
-
-@pytest.fixture(scope="session")
-def rgw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    directory = tmp_path_factory.mktemp("radosgw")
-    failure = None
-    try:
-        with radosgw(directory) as server:
-            yield server
-    except ServerUnavailable as error:
-        failure = str(error)
-    if failure is not None:
-        pytest.fail(failure, pytrace=False)
-
-
-@pytest.fixture
-def bucket_url(rgw: S3Server) -> str:
-    return rgw.url(f"haven-{uuid.uuid4().hex[:12]}", "registry/one")
 
 
 @pytest.fixture

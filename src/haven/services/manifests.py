@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 import orjson
 
@@ -40,12 +39,12 @@ IMAGE_CONFIGS = {
 MAX_CONFIG_BYTES = 1024 * 1024
 
 
-def _read_platform(path: Path) -> tuple[str | None, str | None]:
+def _read_platform(store: BlobStore, digest: str) -> tuple[str | None, str | None]:
     """An image config's architecture and os (for ACR's manifest listing)."""
     try:
-        with open(path, "rb") as handle:
-            config = orjson.loads(handle.read(MAX_CONFIG_BYTES + 1))
-    except (OSError, orjson.JSONDecodeError):
+        data = b"".join(store.read_sync(digest, 0, MAX_CONFIG_BYTES + 1))
+        config = orjson.loads(data)
+    except Exception:  # the platform is a listing nicety: unreadable means unknown
         return None, None
     if not isinstance(config, dict):
         return None, None
@@ -128,8 +127,9 @@ class ManifestService:
             and config.size <= MAX_CONFIG_BYTES
         ):
             loop = asyncio.get_running_loop()
-            path = self._store.local_path(config.digest)
-            platform = await loop.run_in_executor(self._pool, _read_platform, path)
+            platform = await loop.run_in_executor(
+                self._pool, _read_platform, self._store, config.digest
+            )
         await self._metadata.put_manifest(
             registry_id, repository, digest, manifest, body, tag, platform
         )

@@ -83,6 +83,10 @@ class AzureBlobStore:
     `download_url_sync`. Raises azure.core's exceptions when the service fails.
     """
 
+    def local_path(self, digest: str) -> None:
+        """Blobs are not on this machine: they are read or handed out by URL."""
+        return None
+
     def __init__(
         self,
         account_url: str,

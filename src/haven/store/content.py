@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from haven.errors import BlobUploadUnknown
+from haven.errors import BlobUnknown, BlobUploadUnknown
 
 READ_CHUNK = 4 * 1024 * 1024
 
@@ -61,8 +61,19 @@ class BlobStore(Protocol):
     def abort_sync(self, upload_id: str) -> None:
         """Drop an upload; no error if it is gone."""
 
-    def local_path(self, digest: str) -> Path:
-        """Where the blob's bytes are on this machine (for zero-copy responses)."""
+    def local_path(self, digest: str) -> Path | None:
+        """Where the blob's bytes are on this machine (for zero-copy responses), or None
+        for a store whose blobs are elsewhere."""
+
+    def stat_sync(self, digest: str) -> int | None:
+        """The stored blob's size, or None if it is not stored."""
+
+    def read_sync(self, digest: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
+        """Stream (a range of) a stored blob in chunks of a few MiB."""
+
+    def download_url_sync(self, digest: str, expires_in: float) -> str | None:
+        """A short-lived URL that reads the blob without credentials, or None when the
+        store has none to give (the filesystem)."""
 
     def check_sync(self) -> None:
         """Raise if the store cannot be written now (the readiness probe)."""
@@ -103,6 +114,31 @@ class FilesystemBlobStore:
     def local_path(self, digest: str) -> Path:
         algorithm, _, encoded = digest.partition(":")
         return self.blob_root / algorithm / encoded[:2] / encoded
+
+    def stat_sync(self, digest: str) -> int | None:
+        try:
+            return self.local_path(digest).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def read_sync(self, digest: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
+        try:
+            handle = self.local_path(digest).open("rb")
+        except FileNotFoundError:
+            raise BlobUnknown(f"blob {digest} is missing from storage") from None
+        with handle:
+            handle.seek(offset)
+            left = length
+            while left is None or left > 0:
+                chunk = handle.read(READ_CHUNK if left is None else min(READ_CHUNK, left))
+                if not chunk:
+                    return
+                if left is not None:
+                    left -= len(chunk)
+                yield chunk
+
+    def download_url_sync(self, digest: str, expires_in: float) -> str | None:
+        return None
 
     def check_sync(self) -> None:
         probe = self.upload_root / f".ready-{os.getpid()}"

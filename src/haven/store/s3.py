@@ -150,6 +150,10 @@ class _SegmentWriter:
 class S3BlobStore:
     """Blobs and uploads as objects in one bucket, under an optional key prefix."""
 
+    def local_path(self, digest: str) -> None:
+        """Blobs are not on this machine: they are read or handed out by URL."""
+        return None
+
     def __init__(self, client: Any, bucket: str, prefix: str = "") -> None:
         self.client = client
         self.bucket = bucket

@@ -31,7 +31,7 @@ from typing import Any
 from haven.errors import RegistryError
 from haven.oci.digest import is_digest
 from haven.purge_rules import parse_ago, parse_filter
-from haven.services.blobs import BlobFile, BlobService
+from haven.services.blobs import BlobBytes, BlobFile, BlobObject, BlobService
 from haven.services.manifests import ManifestService
 from haven.services.purge import PurgeRequest, PurgeService
 from haven.store.tasks import FAILED, SUCCEEDED, TIMEOUT
@@ -87,10 +87,10 @@ class ImageExporter:
             payload, media_type = found.payload, found.media_type
             document = json.loads(payload)
         digests = [document["config"]["digest"]] + [layer["digest"] for layer in document["layers"]]
-        files: list[BlobFile] = []
+        files: list[BlobFile | BlobObject] = []
         for blob_digest in digests:
             blob = await self._blobs.get(registry_id, repository, blob_digest)
-            if not isinstance(blob, BlobFile):
+            if isinstance(blob, BlobBytes):
                 raise StepFailed(f"{repository}@{blob_digest} is not a blob")
             files.append(blob)
         index = {
@@ -104,7 +104,34 @@ class ImageExporter:
                 }
             ],
         }
-        await asyncio.to_thread(_write_layout, dest, digest, payload, files, index)
+        await asyncio.to_thread(self._write_layout, dest, digest, payload, files, index)
+
+    def _write_layout(
+        self,
+        dest: Path,
+        digest: str,
+        payload: bytes,
+        files: list[BlobFile | BlobObject],
+        index: dict[str, Any],
+    ) -> None:
+        blobs = dest / "blobs" / "sha256"
+        blobs.mkdir(parents=True, exist_ok=True)
+        (blobs / digest.split(":", 1)[1]).write_bytes(payload)
+        for blob in files:
+            target = blobs / blob.digest.split(":", 1)[1]
+            if target.exists():
+                continue
+            if isinstance(blob, BlobObject):  # in an object store: copied down
+                with target.open("wb") as out:
+                    for chunk in self._blobs.stream(blob.digest, 0, blob.size):
+                        out.write(chunk)
+                continue
+            try:
+                os.link(blob.path, target)
+            except OSError:
+                shutil.copyfile(blob.path, target)
+        (dest / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+        (dest / "index.json").write_text(json.dumps(index))
 
 
 def _platform_instance(index: dict[str, Any], repository: str, reference: str) -> str:
@@ -114,24 +141,6 @@ def _platform_instance(index: dict[str, Any], repository: str, reference: str) -
         if system.get("os") == "linux" and system.get("architecture") == wanted:
             return str(entry["digest"])
     raise StepFailed(f"{repository}:{reference} has no image for linux/{wanted}")
-
-
-def _write_layout(
-    dest: Path, digest: str, payload: bytes, files: list[BlobFile], index: dict[str, Any]
-) -> None:
-    blobs = dest / "blobs" / "sha256"
-    blobs.mkdir(parents=True, exist_ok=True)
-    (blobs / digest.split(":", 1)[1]).write_bytes(payload)
-    for blob in files:
-        target = blobs / blob.digest.split(":", 1)[1]
-        if target.exists():
-            continue
-        try:
-            os.link(blob.path, target)
-        except OSError:
-            shutil.copyfile(blob.path, target)
-    (dest / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
-    (dest / "index.json").write_text(json.dumps(index))
 
 
 class _PurgeArguments(argparse.ArgumentParser):

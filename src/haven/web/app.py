@@ -32,10 +32,10 @@ from haven.services.tasks import TaskService
 from haven.services.uploads import UploadService
 from haven.store.access import AccessStore
 from haven.store.change_feed import ChangeFeed, node_id
-from haven.store.content import FilesystemBlobStore
 from haven.store.db import Database
 from haven.store.metadata import MetadataStore
 from haven.store.repositories import RepositoryStore
+from haven.store.stores import open_store
 from haven.tasks.agent import TaskAgent
 from haven.tasks.runner import ImageExporter, TaskRunner
 from haven.web import acr, api
@@ -83,7 +83,7 @@ class HavenApp:
             settings.effective_database_url, settings.db_threads, self.content_changes
         )
         self.metadata = MetadataStore(self.db)
-        self.content = FilesystemBlobStore(settings.data_dir)
+        self.content = open_store(settings)
         self.access_store = AccessStore(self.db)
         self.io_pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="haven-io")
         self.services: Services | None = None

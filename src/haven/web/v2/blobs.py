@@ -5,14 +5,15 @@ from __future__ import annotations
 import os
 import re
 
-from starlette.responses import FileResponse, Response
+from starlette.responses import FileResponse, Response, StreamingResponse
 
-from haven.errors import BlobUnknown
-from haven.services.blobs import BlobBytes
+from haven.errors import BlobUnknown, RangeNotSatisfiable
+from haven.services.blobs import BlobBytes, BlobObject
 from haven.web.context import Ctx
 from haven.web.responses import API_VERSION, head_response, respond
 
 _SINGLE_RANGE = re.compile(r"^bytes=(\d+-\d*|-\d+)$")
+OCTET_STREAM = "application/octet-stream"
 
 
 def _drop_unusable_range(ctx: Ctx) -> None:
@@ -34,6 +35,8 @@ async def get_blob(ctx: Ctx) -> Response:
         if ctx.head:
             return head_response(200, len(blob.data), headers)
         return respond(200, blob.data, headers, blob.media_type)
+    if isinstance(blob, BlobObject):
+        return await _from_object_store(ctx, blob)
     try:
         # A stat of a file just named by the metadata: no I/O worth a thread hop.
         stat = os.stat(blob.path)
@@ -52,6 +55,52 @@ async def get_blob(ctx: Ctx) -> Response:
         media_type="application/octet-stream",
         stat_result=stat,
     )
+
+
+async def _from_object_store(ctx: Ctx, blob: BlobObject) -> Response:
+    """A blob in an object store: a redirect to a short-lived signed URL, so its bytes do
+    not pass through Haven, or (with redirects off) the bytes streamed, ranges included."""
+    headers = {
+        API_VERSION[0]: API_VERSION[1],
+        "Docker-Content-Digest": blob.digest,
+        "ETag": f'"{blob.digest}"',
+        "Accept-Ranges": "bytes",
+    }
+    if ctx.head:
+        return head_response(200, blob.size, {**headers, "Content-Type": OCTET_STREAM})
+    settings = ctx.services.settings
+    if settings.storage_redirect:
+        url = await ctx.services.blobs.download_url(blob.digest, settings.storage_url_seconds)
+        if url is not None:
+            return Response(status_code=307, headers={**headers, "Location": url})
+    first, last = 0, blob.size - 1
+    status = 200
+    wanted = (ctx.header("range") or "").replace(" ", "")
+    if _SINGLE_RANGE.match(wanted):  # anything else is ignored, as for files
+        picked = _byte_range(wanted, blob.size)
+        if picked is None:
+            raise RangeNotSatisfiable(
+                f"range {wanted} is outside the blob's {blob.size} bytes",
+                headers={"Content-Range": f"bytes */{blob.size}"},
+            )
+        (first, last), status = picked, 206
+        headers["Content-Range"] = f"bytes {first}-{last}/{blob.size}"
+    length = max(0, last - first + 1)
+    headers["Content-Length"] = str(length)
+    chunks = ctx.services.blobs.stream(blob.digest, first, length)
+    return StreamingResponse(chunks, status_code=status, headers=headers, media_type=OCTET_STREAM)
+
+
+def _byte_range(value: str, size: int) -> tuple[int, int] | None:
+    """`bytes=a-b`, `bytes=a-` or `bytes=-n` as (first, last) within `size`, or None when
+    it selects nothing."""
+    start, _, end = value.removeprefix("bytes=").partition("-")
+    if not start:
+        count = int(end)
+        return (max(0, size - count), size - 1) if count > 0 and size > 0 else None
+    first = int(start)
+    last = min(int(end), size - 1) if end else size - 1
+    return (first, last) if first <= last else None
 
 
 async def delete_blob(ctx: Ctx) -> Response:
