@@ -450,27 +450,7 @@ class ManagementService:
         registry = await self.registry(caller, name, roles.MANAGE_WRITE)
         if not isinstance(body, dict):
             raise bad_request("the body must be a JSON object")
-        filters = body.get("filters")
-        if (
-            not isinstance(filters, list)
-            or not 1 <= len(filters) <= 50
-            or not all(isinstance(f, str) for f in filters)
-        ):
-            raise bad_request("filters must be a list of 1 to 50 'repository:tag' expressions")
-        untagged = _flag(body, "untagged")
-        untagged_only = _flag(body, "untaggedOnly")
-        if untagged and untagged_only:
-            raise bad_request("give untagged or untaggedOnly, not both")
-        request = PurgeRequest(
-            filters=[parse_filter(f) for f in filters],
-            ago_ms=parse_ago(_string(body, "ago")),
-            untagged=untagged,
-            untagged_only=untagged_only,
-            keep=_int(body, "keep", 0, 0, 100_000),
-            dry_run=_flag(body, "dryRun"),
-            include_locked=_flag(body, "includeLocked"),
-            concurrency=_int(body, "concurrency", 8, 1, 64),
-        )
+        request = purge_request(body)
         report = await self._purger.run(registry.id, request)
         return report.as_json()
 
@@ -917,6 +897,32 @@ class ManagementService:
         await asyncio.to_thread(self._store.add_signing_key_sync, key, retire)
         self._access.changed()
         return {"kid": key.kid}
+
+
+def purge_request(body: dict[str, Any]) -> PurgeRequest:
+    """A purge's JSON (`filters`, `ago`, `untagged`, `untaggedOnly`, `keep`, `dryRun`,
+    `includeLocked`, `concurrency`), checked; ApiError says what is wrong."""
+    filters = body.get("filters")
+    if (
+        not isinstance(filters, list)
+        or not 1 <= len(filters) <= 50
+        or not all(isinstance(f, str) for f in filters)
+    ):
+        raise bad_request("filters must be a list of 1 to 50 'repository:tag' expressions")
+    untagged = _flag(body, "untagged")
+    untagged_only = _flag(body, "untaggedOnly")
+    if untagged and untagged_only:
+        raise bad_request("give untagged or untaggedOnly, not both")
+    return PurgeRequest(
+        filters=[parse_filter(f) for f in filters],
+        ago_ms=parse_ago(_string(body, "ago")),
+        untagged=untagged,
+        untagged_only=untagged_only,
+        keep=_int(body, "keep", 0, 0, 100_000),
+        dry_run=_flag(body, "dryRun"),
+        include_locked=_flag(body, "includeLocked"),
+        concurrency=_int(body, "concurrency", 8, 1, 64),
+    )
 
 
 def _string(body: dict[str, Any], key: str) -> str:

@@ -15,7 +15,7 @@ from haven.auth import roles
 from haven.config import Settings
 from haven.errors import ApiError
 from haven.services.access import Principal
-from haven.services.management import ManagementService, bad_request, not_found
+from haven.services.management import ManagementService, _int, bad_request, not_found
 from haven.store import tasks as store
 from haven.store.db import Database
 from haven.store.metadata import now_ms
@@ -108,13 +108,6 @@ class TaskService:
         return dict(values)
 
     @staticmethod
-    def _timeout(body: dict[str, Any], default: int) -> int:
-        value = body.get("timeout", default)
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TIMEOUT:
-            raise bad_request(f"timeout must be a number of seconds from 1 to {MAX_TIMEOUT}")
-        return value
-
-    @staticmethod
     def _enabled(body: dict[str, Any], default: bool) -> bool:
         status = body.get("status")
         if status is None:
@@ -202,7 +195,7 @@ class TaskService:
         self._check(registry.name, source, None)
         now = now_ms()
         timers = self._timers(body, now) or []
-        timeout = self._timeout(body, DEFAULT_TIMEOUT)
+        timeout = _int(body, "timeout", DEFAULT_TIMEOUT, 1, MAX_TIMEOUT)
         enabled = self._enabled(body, True)
         created = await self._db.write(
             lambda c: store.create_task(
@@ -226,7 +219,7 @@ class TaskService:
         timers = self._timers(body, now)
         if timers is None:
             timers = list(current.timers)
-        timeout = self._timeout(body, current.timeout)
+        timeout = _int(body, "timeout", current.timeout, 1, MAX_TIMEOUT)
         enabled = self._enabled(body, current.enabled)
         await self._db.write(
             lambda c: store.update_task(c, current.id, source, timeout, enabled, timers, now),
@@ -291,7 +284,7 @@ class TaskService:
         assert source is not None
         values = self._values(body)
         self._check(registry.name, source, values)
-        timeout = self._timeout(body, DEFAULT_TIMEOUT)
+        timeout = _int(body, "timeout", DEFAULT_TIMEOUT, 1, MAX_TIMEOUT)
         now = now_ms()
         run = await self._db.write(
             lambda c: store.enqueue(

@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from haven.errors import RegistryError
+from haven.errors import ApiError, RegistryError
 from haven.oci.digest import is_digest
-from haven.purge_rules import parse_ago, parse_filter
 from haven.services.blobs import BlobBytes, BlobFile, BlobObject, BlobService
+from haven.services.management import purge_request as management_purge_request
 from haven.services.manifests import ManifestService
 from haven.services.purge import PurgeRequest, PurgeService
 from haven.store.tasks import FAILED, SUCCEEDED, TIMEOUT
@@ -162,23 +162,20 @@ def purge_request(args: tuple[str, ...]) -> PurgeRequest:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--registry")  # the run's registry, whatever it says
     options = parser.parse_args(list(args))
-    if options.untagged and options.untagged_only:
-        raise StepFailed("acr purge: give --untagged or --untagged-only, not both")
-    if not 0 <= options.keep <= 100_000 or not 1 <= options.concurrency <= 64:
-        raise StepFailed("acr purge: --keep is 0 to 100000 and --concurrency 1 to 64")
+    body = {
+        "filters": options.filter,
+        "ago": options.ago,
+        "untagged": options.untagged,
+        "untaggedOnly": options.untagged_only,
+        "keep": options.keep,
+        "dryRun": options.dry_run,
+        "includeLocked": options.include_locked,
+        "concurrency": options.concurrency,
+    }
     try:
-        return PurgeRequest(
-            filters=[parse_filter(f) for f in options.filter],
-            ago_ms=parse_ago(options.ago),
-            untagged=options.untagged,
-            untagged_only=options.untagged_only,
-            keep=options.keep,
-            dry_run=options.dry_run,
-            include_locked=options.include_locked,
-            concurrency=options.concurrency,
-        )
-    except ValueError as exc:
-        raise StepFailed(f"acr purge: {exc}") from None
+        return management_purge_request(body)
+    except ApiError as exc:
+        raise StepFailed(f"acr purge: {exc.message}") from None
 
 
 class TaskRunner:
