@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -147,6 +148,21 @@ class _SegmentWriter:
             )
 
 
+_session: boto3.session.Session | None = None
+_session_lock = threading.Lock()
+
+
+def _new_client(service: str, **options: Any) -> Any:
+    """A client from this process's one boto3 session: a session parses botocore's
+    service descriptions (half a second of JSON) once, and is not safe to make clients
+    from in two threads at once."""
+    global _session
+    with _session_lock:
+        if _session is None:
+            _session = boto3.session.Session()
+        return _session.client(service, **options)
+
+
 class S3BlobStore:
     """Blobs and uploads as objects in one bucket, under an optional key prefix."""
 
@@ -195,7 +211,7 @@ class S3BlobStore:
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
         )
-        client = boto3.session.Session().client(
+        client = _new_client(
             "s3",
             endpoint_url=endpoint,
             region_name=region,
