@@ -117,6 +117,30 @@ async def test_with_redirects_off_blobs_stream_through_with_ranges(
     assert refused.headers["Content-Range"] == f"bytes */{layer.size}"
 
 
+async def test_only_ranges_every_store_reads_alike_are_redirected(
+    client: httpx.AsyncClient,
+) -> None:
+    """The client repeats its Range to the store; suffix, unsatisfiable and malformed
+    ranges, which stores answer differently, are answered by Haven itself."""
+    image = make_image("ranged", layer_size=2000)
+    await push_image(client, "stored/ranged", image, "v1")
+    layer = image.layers[0]
+    path = f"/v2/stored/ranged/blobs/{layer.digest}"
+    for wanted in ("bytes=0-99", "bytes=1999-", "bytes=10-99999"):
+        resp = await client.get(path, headers={"Range": wanted})
+        assert resp.status_code == 307, wanted
+    cases: list[tuple[str, int, bytes]] = [
+        ("bytes=-7", 206, layer.data[-7:]),
+        ("bytes=2000-", 416, b""),
+        ("bytes=20-10", 416, b""),
+        ("bytes=abc", 200, layer.data),
+        ("bytes=0-1,5-6", 200, layer.data),
+    ]
+    for wanted, status, expected in cases:
+        resp = await client.get(path, headers={"Range": wanted})
+        assert (resp.status_code, resp.content == expected) == (status, True), wanted
+
+
 async def test_garbage_collection_deletes_from_the_store(
     app: HavenApp, client: httpx.AsyncClient
 ) -> None:

@@ -7,12 +7,13 @@ import re
 
 from starlette.responses import FileResponse, Response, StreamingResponse
 
-from haven.errors import BlobUnknown, RangeNotSatisfiable
+from haven.errors import BlobUnknown
 from haven.services.blobs import BlobBytes, BlobObject
 from haven.web.context import Ctx
 from haven.web.responses import API_VERSION, head_response, respond
 
 _SINGLE_RANGE = re.compile(r"^bytes=(\d+-\d*|-\d+)$")
+_FORWARD_RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
 OCTET_STREAM = "application/octet-stream"
 
 
@@ -59,7 +60,12 @@ async def get_blob(ctx: Ctx) -> Response:
 
 async def _from_object_store(ctx: Ctx, blob: BlobObject) -> Response:
     """A blob in an object store: a redirect to a short-lived signed URL, so its bytes do
-    not pass through Haven, or (with redirects off) the bytes streamed, ranges included."""
+    not pass through Haven, or (with redirects off) the bytes streamed, ranges included.
+
+    The client sends its Range header again to the store, so only a request whose range
+    every store reads alike is redirected: none, or `bytes=a-b` / `bytes=a-` starting
+    inside the blob. Haven answers the others itself (suffix ranges, which Azure lacks;
+    unsatisfiable ranges, which stores answer differently; malformed ones, ignored)."""
     headers = {
         API_VERSION[0]: API_VERSION[1],
         "Docker-Content-Digest": blob.digest,
@@ -68,27 +74,33 @@ async def _from_object_store(ctx: Ctx, blob: BlobObject) -> Response:
     }
     if ctx.head:
         return head_response(200, blob.size, {**headers, "Content-Type": OCTET_STREAM})
+    wanted = (ctx.header("range") or "").replace(" ", "")
     settings = ctx.services.settings
-    if settings.storage_redirect:
+    if settings.storage_redirect and _store_reads_alike(wanted, blob.size):
         url = await ctx.services.blobs.download_url(blob.digest, settings.storage_url_seconds)
         if url is not None:
             return Response(status_code=307, headers={**headers, "Location": url})
     first, last = 0, blob.size - 1
     status = 200
-    wanted = (ctx.header("range") or "").replace(" ", "")
     if _SINGLE_RANGE.match(wanted):  # anything else is ignored, as for files
         picked = _byte_range(wanted, blob.size)
-        if picked is None:
-            raise RangeNotSatisfiable(
-                f"range {wanted} is outside the blob's {blob.size} bytes",
-                headers={"Content-Range": f"bytes */{blob.size}"},
-            )
+        if picked is None:  # as for a file: the status and the size, no body
+            headers["Content-Range"] = f"bytes */{blob.size}"
+            return respond(416, headers=headers)
         (first, last), status = picked, 206
         headers["Content-Range"] = f"bytes {first}-{last}/{blob.size}"
     length = max(0, last - first + 1)
     headers["Content-Length"] = str(length)
     chunks = ctx.services.blobs.stream(blob.digest, first, length)
     return StreamingResponse(chunks, status_code=status, headers=headers, media_type=OCTET_STREAM)
+
+
+def _store_reads_alike(wanted: str, size: int) -> bool:
+    """No range, or a single `bytes=a-b` / `bytes=a-` with a inside the blob."""
+    if not wanted:
+        return True
+    match = _FORWARD_RANGE.match(wanted)
+    return match is not None and int(match[1]) < size and int(match[2] or size) >= int(match[1])
 
 
 def _byte_range(value: str, size: int) -> tuple[int, int] | None:
