@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import pytest
+
+from haven.web.app import HavenApp
 
 from .helpers import (
     MALFORMED_DIGESTS,
@@ -585,3 +589,39 @@ async def test_a_single_post_of_a_blob_the_repository_already_has_answers_201(
     )
     assert resp.status_code == 201
     assert resp.headers["docker-content-digest"] == digest
+
+
+async def _patch(client: httpx.AsyncClient, location: str, offset: int, chunk: bytes) -> str:
+    resp = await client.patch(
+        location,
+        content=chunk,
+        headers={"Content-Range": f"{offset}-{offset + len(chunk) - 1}"},
+    )
+    assert resp.status_code == 202, resp.text
+    return location_path(resp)
+
+
+@pytest.mark.parametrize("saved", ["stale", "missing"])
+async def test_a_chunk_after_a_lost_hash_state_rebuilds_it_from_the_stored_bytes(
+    app: HavenApp, client: httpx.AsyncClient, saved: str
+) -> None:
+    """A node that died between storing a chunk and saving the hash state leaves a state
+    for fewer bytes (or none): the next chunk must not resume from it."""
+    chunks = [blob_bytes(f"lost-state-{i}", 100_000 + i) for i in range(3)]
+    location = await start_upload(client, "lost/state")
+    named = re.search(r"/uploads/([0-9a-f-]{36})", location)
+    assert named is not None, location
+    upload_id = named[1]
+    location = await _patch(client, location, 0, chunks[0])
+    first = await app.metadata.get_upload(upload_id)
+    assert first is not None and first.hash_state is not None
+    location = await _patch(client, location, len(chunks[0]), chunks[1])
+    # As another node sees it: no state of this process, and the saved one stale or gone.
+    app.services.uploads._states.clear()
+    await app.metadata.save_upload_hash(upload_id, first.hash_state if saved == "stale" else None)
+    location = await _patch(client, location, len(chunks[0]) + len(chunks[1]), chunks[2])
+    data = b"".join(chunks)
+    done = await client.put(with_digest(location, sha256(data)))
+    assert done.status_code == 201, done.text
+    pulled = await client.get(f"/v2/lost/state/blobs/{sha256(data)}")
+    assert pulled.content == data

@@ -2,9 +2,11 @@
 
 Bytes go to the content store as they arrive, batched into a few MiB and written and
 hashed in a worker thread, so a large push neither holds the event loop nor holds the
-blob in memory. The sha256 state of an upload lives in the process that received its
-last chunk; a chunk that lands in another worker rebuilds it from the bytes stored so
-far (rare: clients keep one connection per upload).
+blob in memory. The sha256 state of an upload is kept by the process that received its
+last chunk and saved beside the upload's row after each chunk, so a chunk that lands in
+another worker or on another node resumes from it (`oci/resumable.py`). Only where that
+state is missing or stale (libcrypto unavailable; a node died between storing a chunk and
+saving the state) is it rebuilt from the bytes stored so far.
 """
 
 from __future__ import annotations
@@ -18,19 +20,28 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from haven.errors import BlobUploadUnknown, Denied, DigestInvalid, RangeNotSatisfiable
+from haven.oci import resumable
 from haven.oci.digest import Digest, new_hasher, parse_digest
 from haven.store.content import BlobStore, UploadWriter
-from haven.store.metadata import MetadataStore
+from haven.store.metadata import MetadataStore, Upload
 
 T = TypeVar("T")
 BATCH_BYTES = 4 * 1024 * 1024
 MAX_CACHED_STATES = 4096
 
 
+def _new_sha256() -> Any:
+    return resumable.Sha256() if resumable.AVAILABLE else new_hasher("sha256")
+
+
 @dataclass(slots=True)
 class HashState:
-    hasher: Any = field(default_factory=lambda: new_hasher("sha256"))
+    hasher: Any = field(default_factory=_new_sha256)
     offset: int = 0
+
+    def saved(self) -> bytes | None:
+        """The hash state to save with the upload, if it can be resumed elsewhere."""
+        return self.hasher.state() if isinstance(self.hasher, resumable.Sha256) else None
 
     def consume(self, writer: UploadWriter, data: bytearray) -> None:
         view = memoryview(data)
@@ -58,7 +69,7 @@ class UploadService:
         await self._metadata.create_upload(upload_id, registry_id, repository)
         return upload_id
 
-    async def _check(self, registry_id: int, repository: str, upload_id: str) -> None:
+    async def _check(self, registry_id: int, repository: str, upload_id: str) -> Upload:
         try:
             uuid.UUID(upload_id)
         except ValueError:
@@ -66,6 +77,7 @@ class UploadService:
         upload = await self._metadata.get_upload(upload_id)
         if upload is None or upload.registry_id != registry_id or upload.repository != repository:
             raise BlobUploadUnknown(f"upload {upload_id} is unknown to repository {repository}")
+        return upload
 
     async def status(self, registry_id: int, repository: str, upload_id: str) -> int:
         await self._check(registry_id, repository, upload_id)
@@ -95,11 +107,19 @@ class UploadService:
             state.offset += len(chunk)
         return state
 
-    async def _state(self, upload_id: str) -> HashState:
+    async def _state(self, upload: Upload) -> HashState:
+        upload_id = upload.id
         size = await self._run(self._store.upload_size_sync, upload_id)
         state = self._states.get(upload_id)
         if state is None or state.offset != size:
-            state = await self._run(self._rebuild_sync, upload_id)
+            saved = upload.hash_state
+            resumed = resumable.Sha256.resume(saved, size) if saved is not None else None
+            if size == 0:
+                state = HashState()
+            elif resumed is not None:
+                state = HashState(resumed, size)
+            else:
+                state = await self._run(self._rebuild_sync, upload_id)
         self._states[upload_id] = state
         self._states.move_to_end(upload_id)
         while len(self._states) > MAX_CACHED_STATES:
@@ -149,11 +169,14 @@ class UploadService:
         Raises RangeNotSatisfiable when the chunk does not start where the upload ends,
         or when its range and length disagree.
         """
-        await self._check(registry_id, repository, upload_id)
+        upload = await self._check(registry_id, repository, upload_id)
         async with self._lock(upload_id):
-            state = await self._state(upload_id)
+            state = await self._state(upload)
             _check_range(state.offset, content_range, content_length)
             await self._write(upload_id, state, body)
+            saved = state.saved()
+            if saved is not None:
+                await self._metadata.save_upload_hash(upload_id, saved)
             return state.offset
 
     async def complete(
@@ -168,9 +191,9 @@ class UploadService:
     ) -> int:
         """Take the last chunk, verify the digest, publish the blob; returns its size."""
         expected = parse_digest(digest)
-        await self._check(registry_id, repository, upload_id)
+        upload = await self._check(registry_id, repository, upload_id)
         async with self._lock(upload_id):
-            state = await self._state(upload_id)
+            state = await self._state(upload)
             if content_range is not None or content_length:
                 _check_range(state.offset, content_range, content_length)
             await self._write(upload_id, state, body)

@@ -49,6 +49,7 @@ class Upload:
     id: str
     registry_id: int
     repository: str
+    hash_state: bytes | None = None  # the sha256 state after the last chunk (resumable)
 
 
 def _repository_id(c: Conn, registry_id: int, name: str) -> int | None:
@@ -316,10 +317,20 @@ class MetadataStore:
     async def get_upload(self, upload_id: str) -> Upload | None:
         row = await self.db.read(
             lambda c: c.one(
-                "SELECT id, registry_id, repository FROM uploads WHERE id = ?", upload_id
+                "SELECT id, registry_id, repository, hash_state FROM uploads WHERE id = ?",
+                upload_id,
             )
         )
-        return None if row is None else Upload(str(row[0]), int(row[1]), str(row[2]))
+        if row is None:
+            return None
+        state = None if row[3] is None else bytes(row[3])
+        return Upload(str(row[0]), int(row[1]), str(row[2]), state)
+
+    async def save_upload_hash(self, upload_id: str, state: bytes | None) -> None:
+        await self.db.write(
+            lambda c: c.exec("UPDATE uploads SET hash_state = ? WHERE id = ?", state, upload_id),
+            content=False,
+        )
 
     async def delete_upload(self, upload_id: str) -> None:
         await self.db.write(

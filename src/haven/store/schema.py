@@ -267,6 +267,7 @@ uploads = Table(
     Column("registry_id", Integer, ForeignKey("registries.id", ondelete="CASCADE"), nullable=False),
     Column("repository", String(255), nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    Column("hash_state", LargeBinary, nullable=True),
 )
 
 
