@@ -2,7 +2,7 @@
 # Install the storage services that tests/stores runs the object content stores against:
 # - Azurite, Microsoft's Azure Storage emulator (npm package `azurite`), into .tools/;
 # - Ceph's S3 gateway with a one-node cluster (Debian's radosgw, ceph-mon, ceph-osd),
-#   which tests/stores/s3_server.py starts on free ports with its data in memory.
+#   which tests/object_stores.py starts on free ports with its data in memory.
 #
 # Idempotent: when everything is there it changes nothing and needs no network. Run as
 # root for the Debian packages (CI's `make test` does). Exits non-zero if anything is

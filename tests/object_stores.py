@@ -1,18 +1,25 @@
-"""A real S3 server for the S3 content store tests: Ceph's RADOS Gateway.
+"""Real object stores for the tests and the benchmark: Azurite, and Ceph's S3 gateway.
 
-RGW is the S3 implementation that Ceph clusters serve in production: it checks SigV4
-signatures of headers and of presigned URLs (expiry included), refuses parts under
-5 MiB, and implements multipart uploads, UploadPartCopy and ranged GETs as S3 does. It
-needs a cluster, so this starts the smallest one there is: one monitor and one OSD that
+Azurite (npm package `azurite`, installed into .tools/ by scripts/install-store-deps.sh)
+is Microsoft's emulator of Azure Blob Storage. It checks Shared Key signatures and SAS
+tokens and keeps its data in a directory.
+
+Ceph's RADOS Gateway is the S3 implementation that Ceph clusters serve in production: it
+checks SigV4 signatures of headers and of presigned URLs (expiry included), refuses parts
+under 5 MiB, and implements multipart uploads, UploadPartCopy and ranged GETs as S3 does.
+It needs a cluster, so this starts the smallest one there is: one monitor and one OSD that
 keeps its objects in memory, with cephx keys in a temporary directory, on free ports of
 127.0.0.1, plus the gateway itself. Startup takes about fifteen seconds.
 
-Debian's packages provide it; without them the tests fail, naming the install step.
+Both are started from Debian's and npm's packages; without them the callers fail, naming
+the install step (never skip).
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
@@ -24,7 +31,17 @@ from pathlib import Path
 
 import httpx
 
-INSTALL_HINT = "apt-get install -y --no-install-recommends radosgw ceph-mon ceph-osd"
+from haven.store.azure import DEVELOPMENT_ACCOUNT, DEVELOPMENT_KEY
+
+REPO = Path(__file__).resolve().parents[1]
+AZURITE = Path(os.environ.get("HAVEN_TEST_AZURITE", REPO / ".tools/node_modules/.bin/azurite-blob"))
+AZURITE_INSTALL_HINT = "npm install --prefix .tools azurite   (run in the repository root)"
+
+# A second Azurite account, to test keys that are not the development account's.
+OTHER_ACCOUNT = "havenother"
+OTHER_KEY = base64.b64encode(b"haven-test-key-for-another-account").decode()
+
+RGW_INSTALL_HINT = "apt-get install -y --no-install-recommends radosgw ceph-mon ceph-osd"
 PROGRAMS = (
     "ceph",
     "ceph-authtool",
@@ -61,6 +78,72 @@ class S3Server:
         }
         path = f"/{prefix}" if prefix else ""
         return f"s3://{bucket}{path}?" + "&".join(f"{k}={v}" for k, v in query.items() if v)
+
+
+@dataclass(frozen=True)
+class Azurite:
+    host: str  # http://127.0.0.1:<port>
+
+    def endpoint(self, account: str = DEVELOPMENT_ACCOUNT) -> str:
+        return f"{self.host}/{account}"
+
+    def url(self, container: str, **extra: str) -> str:
+        """An `azure://` URL of a container in the development account."""
+        query = "".join(f"&{key}={value}" for key, value in extra.items())
+        return f"azure://{DEVELOPMENT_ACCOUNT}/{container}?endpoint={self.endpoint()}{query}"
+
+
+@contextlib.contextmanager
+def azurite(location: Path) -> Iterator[Azurite]:
+    """Run Azurite's blob service on a free port of 127.0.0.1, its data under `location`,
+    for the duration of the block. Raises ServerUnavailable if it cannot."""
+    if not AZURITE.exists():
+        raise ServerUnavailable(
+            f"Azurite is needed for the Azure content store and is not at {AZURITE}; "
+            f"install it with: {AZURITE_INSTALL_HINT}"
+        )
+    location.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    env = dict(
+        os.environ,
+        AZURITE_ACCOUNTS=f"{DEVELOPMENT_ACCOUNT}:{DEVELOPMENT_KEY};{OTHER_ACCOUNT}:{OTHER_KEY}",
+    )
+    command = [
+        str(AZURITE),
+        "--blobHost",
+        "127.0.0.1",
+        "--blobPort",
+        str(port),
+        "--location",
+        str(location),
+        "--skipApiVersionCheck",
+        "--disableTelemetry",
+        "--silent",
+    ]
+    with (location / "azurite.log").open("wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    host = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                output = (location / "azurite.log").read_text(errors="replace")
+                raise ServerUnavailable(f"Azurite exited with {process.returncode}:\n{output}")
+            try:
+                httpx.get(f"{host}/{DEVELOPMENT_ACCOUNT}?comp=list", timeout=1)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise ServerUnavailable("Azurite did not answer within 30 s") from None
+                time.sleep(0.1)
+        yield Azurite(host)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def _free_port() -> int:
@@ -175,7 +258,7 @@ def radosgw(directory: Path) -> Iterator[S3Server]:
     if missing:
         raise ServerUnavailable(
             f"the S3 content store tests need Ceph's RADOS Gateway ({', '.join(missing)} not "
-            f"found); install it with: {INSTALL_HINT}"
+            f"found); install it with: {RGW_INSTALL_HINT}"
         )
     for name in ("run", "log", "mon.a", "osd.0", "rgw"):
         (directory / name).mkdir(parents=True, exist_ok=True)
@@ -256,7 +339,7 @@ def radosgw(directory: Path) -> Iterator[S3Server]:
 
 
 if __name__ == "__main__":
-    # Run it by hand: `python tests/stores/s3_server.py DIRECTORY`; ctrl-C stops it.
+    # Run it by hand: `python tests/object_stores.py DIRECTORY`; ctrl-C stops it.
     import sys
     import tempfile
 

@@ -16,9 +16,8 @@ from typing import Any
 
 import httpx
 
-from .helpers import Manifest, assert_oci_error, make_image, push_image
+from .helpers import BASE_URL, Manifest, app_client, assert_oci_error, make_image, push_image
 
-BASE_URL = "http://localhost:5000"
 HOST = "localhost:5000"
 REALM = f"{BASE_URL}/oauth2/token"
 REFRESH_USERNAME = "00000000-0000-0000-0000-000000000000"
@@ -44,10 +43,9 @@ async def caller(
 
     `address` is the client address the app sees (network rules, failed-login slowdown).
     """
-    transport = httpx.ASGITransport(app=app, client=(address, 40000))
     headers = {"Authorization": f"Bearer {bearer}"} if bearer else None
-    async with httpx.AsyncClient(
-        transport=transport, base_url=base_url, timeout=60, auth=auth, headers=headers
+    async with app_client(
+        app, peer=(address, 40000), base_url=base_url, auth=auth, headers=headers
     ) as client:
         yield client
 

@@ -57,6 +57,33 @@ MALFORMED_DIGEST_REFERENCES = [d for d in MALFORMED_DIGESTS if ":" in d]
 OWNER_PASSWORD = "owner-password-for-tests"
 OWNER_AUTHORIZATION = "Basic " + base64.b64encode(f"owner:{OWNER_PASSWORD}".encode()).decode()
 
+BASE_URL = "http://localhost:5000"
+
+
+def app_client(
+    app: Any, *, peer: tuple[str, int] = ("127.0.0.1", 40000), **options: Any
+) -> httpx.AsyncClient:
+    """A client of the in-process app, seen by it as coming from `peer`.
+
+    Blob downloads from an object store answer with a redirect to a signed URL on the
+    store (Azurite, the RADOS Gateway: both on 127.0.0.1); the client follows it there
+    over real HTTP, as registry clients do. `options` go to httpx.AsyncClient.
+    """
+    options.setdefault("base_url", BASE_URL)
+    options.setdefault("timeout", 60)
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, client=peer),
+        mounts={"all://127.0.0.1": httpx.AsyncHTTPTransport()},
+        follow_redirects=True,
+        **options,
+    )
+
+
+def registry_response(resp: httpx.Response) -> httpx.Response:
+    """The registry's own answer to a request: `resp`, or the redirect the client followed
+    to an object store (the store's response carries none of the registry's headers)."""
+    return resp.history[0] if resp.history else resp
+
 
 # --- digests ------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from .helpers import (
     blob_bytes,
     make_image,
     push_image,
+    registry_response,
     sha256,
     start_upload,
 )
@@ -61,7 +62,7 @@ async def test_every_v2_response_carries_the_api_version_header(client: httpx.As
     responses.append(await client.get("/v2/hdr/repo/tags/list"))
     responses.append(await client.get("/v2/_catalog"))
     responses.append(await client.get(f"/v2/hdr/repo/referrers/{image.digest}"))
-    for resp in responses:
+    for resp in map(registry_response, responses):
         assert resp.headers.get(API_VERSION_HEADER) == API_VERSION, (
             f"{resp.request.method} {resp.request.url} -> {resp.status_code} lacks the header"
         )

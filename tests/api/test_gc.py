@@ -16,8 +16,8 @@ from haven.config import Settings
 from haven.web.app import HavenApp
 
 from .access_helpers import caller, member
+from .conftest import store_settings
 from .helpers import (
-    OWNER_PASSWORD,
     Blob,
     Manifest,
     image_of,
@@ -31,14 +31,13 @@ LINK_GRACE = 30.0
 
 
 @pytest.fixture
-def settings(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+def settings(stores: tuple[str, str], tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
     """No review delay (blobs go as soon as GC runs) and no background passes: each test
     runs GC when it means to."""
-    url = request.getfixturevalue("postgres_database") if backend == "postgresql" else None
-    return Settings(
-        data_dir=tmp_path / "data",
-        database_url=url,
-        bootstrap_password=OWNER_PASSWORD,
+    return store_settings(
+        request,
+        stores,
+        tmp_path,
         gc_interval_seconds=0,
         gc_review_delay_seconds=0,
         gc_link_grace_seconds=LINK_GRACE,
@@ -52,7 +51,8 @@ async def collect(client: httpx.AsyncClient, **options: Any) -> dict[str, Any]:
 
 
 def stored(app: HavenApp, blob: Blob) -> bool:
-    return app.content.local_path(blob.digest).exists()
+    """Whether the content store still holds the blob's bytes."""
+    return app.content.stat_sync(blob.digest) is not None
 
 
 async def push(client: httpx.AsyncClient, repo: str, image: Manifest, tag: str) -> None:
@@ -158,6 +158,7 @@ async def test_a_layer_uploaded_again_is_freed_once_no_image_uses_it(
     assert (await client.head(f"/v2/gc/relink/blobs/{shared.digest}")).status_code == 404
 
 
+@pytest.mark.content_stores("file")
 async def test_a_full_pass_removes_files_without_a_record(
     app: HavenApp, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -165,6 +166,7 @@ async def test_a_full_pass_removes_files_without_a_record(
     data = b"bytes left behind by a crash"
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     path = app.content.local_path(digest)
+    assert path is not None
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     assert (await collect(client, full=True))["orphanFilesDeleted"] == 0  # too recent

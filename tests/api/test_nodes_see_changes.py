@@ -14,23 +14,43 @@ import psycopg
 import pytest
 
 from haven.config import Settings
+from haven.services.uploads import UploadService
 from haven.web.app import HavenApp, create_app
 
 from .access_helpers import enable_admin
-from .helpers import OWNER_PASSWORD, make_image, push_image
+from .conftest import STORES
+from .helpers import (
+    MIB,
+    OWNER_PASSWORD,
+    app_client,
+    blob_bytes,
+    location_path,
+    make_image,
+    push_image,
+    sha256,
+    with_digest,
+)
 
 SEEN_WITHIN = 2.0
 
 
-@pytest.fixture(params=["postgresql"])
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+# Nodes share a PostgreSQL database (and a content store: a shared volume or an object store).
+NODE_STORES = [pair for pair in STORES if pair[0] == "postgresql"]
+
+
+@pytest.fixture(params=NODE_STORES, ids=["-".join(pair) for pair in NODE_STORES])
+def stores(request: pytest.FixtureRequest) -> tuple[str, str]:
+    return request.param  # type: ignore[no-any-return]
 
 
 @pytest.fixture
 async def node_b(app: HavenApp, settings: Settings, tmp_path: Path) -> AsyncIterator[HavenApp]:
     key = (settings.data_dir / "secret.key").read_text().strip()
-    other = settings.model_copy(update={"data_dir": tmp_path / "node-b", "secret_key": key})
+    # The nodes share the content store: the object store, or node A's data directory as a
+    # shared volume would be.
+    storage = settings.storage or f"file://{settings.data_dir}"
+    update = {"data_dir": tmp_path / "node-b", "secret_key": key, "storage": storage}
+    other = settings.model_copy(update=update)
     second = create_app(other)
     await second.startup()
     assert second._feed is not None and app._feed is not None
@@ -44,11 +64,7 @@ async def node_b(app: HavenApp, settings: Settings, tmp_path: Path) -> AsyncIter
 
 @pytest.fixture
 async def via_b(node_b: HavenApp) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=node_b),
-        base_url="http://localhost:5000",
-        auth=("owner", OWNER_PASSWORD),
-    ) as c:
+    async with app_client(node_b, auth=("owner", OWNER_PASSWORD)) as c:
         yield c
 
 
@@ -130,3 +146,46 @@ async def test_a_node_that_lost_its_feed_catches_up_after_reconnecting(
 
     await asyncio.to_thread(node_b._feed.connected.wait, 10)
     await eventually(caught_up)
+
+
+async def test_a_chunked_upload_alternating_between_nodes_completes_with_its_digest(
+    client: httpx.AsyncClient, via_b: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each PATCH lands on the other node, as behind a round-robin balancer: the upload's
+    bytes so far are in the shared store and the hash over them beside its row, so no
+    node reads back what the other stored."""
+
+    def no_rebuild(self: UploadService, upload_id: str) -> None:
+        raise AssertionError("a node re-read the upload to rebuild its hash")
+
+    monkeypatch.setattr(UploadService, "_rebuild_sync", no_rebuild)
+    sizes = [3 * MIB + 1, 700_000, 6 * MIB + 3, 10, 1 * MIB]
+    chunks = [blob_bytes(f"alternate-{i}", size) for i, size in enumerate(sizes)]
+    data = b"".join(chunks)
+    digest = sha256(data)
+    nodes = [client, via_b]
+    started = await client.post("/v2/nodes/alternate/blobs/uploads/")
+    assert started.status_code == 202, started.text
+    location, offset = location_path(started), 0
+    for i, chunk in enumerate(chunks):
+        node = nodes[i % 2]
+        resp = await node.patch(
+            location,
+            content=chunk,
+            headers={
+                "Content-Type": "application/octet-stream",
+                "Content-Range": f"{offset}-{offset + len(chunk) - 1}",
+            },
+        )
+        assert resp.status_code == 202, resp.text
+        offset += len(chunk)
+        assert resp.headers["Range"] == f"0-{offset - 1}"
+        location = location_path(resp)
+        status = await nodes[(i + 1) % 2].get(location)
+        assert (status.status_code, status.headers["Range"]) == (204, f"0-{offset - 1}")
+    done = await via_b.put(with_digest(location, digest))
+    assert done.status_code == 201, done.text
+    for node in nodes:
+        pulled = await node.get(f"/v2/nodes/alternate/blobs/{digest}")
+        assert pulled.status_code == 200
+        assert sha256(pulled.content) == digest and len(pulled.content) == len(data)

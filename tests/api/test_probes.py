@@ -9,6 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
+from haven.store.azure import AzureBlobStore
+from haven.store.content import FilesystemBlobStore
+from haven.store.s3 import S3BlobStore
 from haven.web.app import HavenApp
 
 
@@ -21,8 +24,15 @@ async def test_a_working_node_is_live_and_ready(anonymous: httpx.AsyncClient) ->
 async def test_a_store_that_cannot_be_written_makes_the_node_unready(
     app: HavenApp, anonymous: httpx.AsyncClient
 ) -> None:
-    shutil.rmtree(app.content.upload_root)
-    (app.content.upload_root).write_text("not a directory")
+    store = app.content
+    if isinstance(store, FilesystemBlobStore):
+        shutil.rmtree(store.upload_root)
+        store.upload_root.write_text("not a directory")
+    elif isinstance(store, AzureBlobStore):
+        store._container().delete_container()
+    else:
+        assert isinstance(store, S3BlobStore)
+        store.client.delete_bucket(Bucket=store.bucket)
     resp = await anonymous.get("/readyz")
     assert resp.status_code == 503
     assert resp.text.startswith("storage: ")

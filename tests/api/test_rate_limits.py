@@ -11,7 +11,7 @@ from haven.config import Settings
 from haven.store.migrate import reset_for_tests, upgrade
 from haven.web.app import HavenApp, create_app
 
-from .helpers import OWNER_PASSWORD
+from .helpers import OWNER_PASSWORD, app_client
 
 
 @pytest.fixture
@@ -30,9 +30,7 @@ async def limited(settings: Settings) -> AsyncIterator[HavenApp]:
 
 
 def _client(app: HavenApp, auth: tuple[str, str] | None) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://localhost:5000", auth=auth
-    )
+    return app_client(app, auth=auth)
 
 
 async def test_a_principal_over_its_rate_gets_429_with_retry_after(limited: HavenApp) -> None:

@@ -16,24 +16,20 @@ from haven.config import Settings
 from haven.store import tasks as task_store
 
 from .access_helpers import assert_api_error, caller, create_registry, member
-from .helpers import OWNER_PASSWORD, make_image, make_index, push_image
+from .conftest import store_settings
+from .helpers import app_client, make_image, make_index, push_image
 from .task_helpers import busybox_image, push_busybox, require_buildah, run_log, wait_for_run
 
 API = "/api/registries/default"
 
 
 @pytest.fixture
-def settings(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
-    url = request.getfixturevalue("postgres_database") if backend == "postgresql" else None
+def settings(stores: tuple[str, str], tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
     containers = request.node.get_closest_marker("no_containers") is None
     if containers:
         require_buildah()
-    return Settings(
-        data_dir=tmp_path / "data",
-        database_url=url,
-        bootstrap_password=OWNER_PASSWORD,
-        gc_interval_seconds=0,
-        task_containers=containers,
+    return store_settings(
+        request, stores, tmp_path, gc_interval_seconds=0, task_containers=containers
     )
 
 
@@ -349,9 +345,7 @@ async def test_rights_and_registries_are_kept_apart(client: httpx.AsyncClient, a
             resp = await as_reader.request(method, path, json=body)
             assert_api_error(resp, 403, "AuthorizationFailed")
         assert_api_error(await as_reader.get("/api/registries/otherreg/runs"), 403)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://localhost:5000"
-    ) as nobody:
+    async with app_client(app) as nobody:
         assert_api_error(await nobody.get(f"{API}/runs"), 401)
 
 

@@ -12,7 +12,7 @@ import pytest
 from haven.config import Settings
 from haven.web.app import create_app
 
-from .helpers import OWNER_PASSWORD, assert_oci_error, make_image, push_image
+from .helpers import OWNER_PASSWORD, app_client, assert_oci_error, make_image, push_image
 
 
 @pytest.fixture
@@ -20,11 +20,7 @@ async def other_worker(app: object, settings: Settings) -> AsyncIterator[httpx.A
     second = create_app(settings)
     await second.startup()
     try:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=second),
-            base_url="http://localhost:5000",
-            auth=("owner", OWNER_PASSWORD),
-        ) as c:
+        async with app_client(second, auth=("owner", OWNER_PASSWORD)) as c:
             yield c
     finally:
         await second.shutdown()

@@ -7,6 +7,7 @@ them cannot pass silently: `scripts/install-e2e-deps.sh` installs them.
 from __future__ import annotations
 
 import sys
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
@@ -63,13 +64,44 @@ def e2e_prerequisites() -> None:
         )
 
 
-@pytest.fixture(scope="session")
+# (metadata store, content store) of the session's servers: every test that uses them runs
+# once per pair, which covers each store (tests/api adds PostgreSQL on the filesystem).
+STORES = [("sqlite", "file"), ("postgresql", "azure"), ("sqlite", "s3")]
+STORE_IDS = ["-".join(pair) for pair in STORES]
+
+
+def _on_stores(request: pytest.FixtureRequest) -> tuple[str | None, dict[str, str]]:
+    """The database URL and HAVEN_* settings that put a session server on the pair
+    `request.param`: a database and a container or bucket of its own."""
+    metadata, content = request.param
+    database_url = None
+    if metadata == "postgresql":
+        database_url = request.getfixturevalue("new_postgres_database")()
+    name = f"e2e-{uuid.uuid4().hex[:12]}"
+    storage = {
+        "file": lambda: None,
+        "azure": lambda: request.getfixturevalue("azurite").url(name),
+        "s3": lambda: request.getfixturevalue("rgw").url(name, "haven"),
+    }[content]()
+    return database_url, {"HAVEN_STORAGE": storage} if storage else {}
+
+
+@pytest.fixture(scope="session", params=STORES, ids=STORE_IDS)
 def haven(
-    e2e_prerequisites: None, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    e2e_prerequisites: None,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[HavenServer]:
-    """One `haven serve` for the session, on a free port with an empty data directory."""
+    """One `haven serve` per store pair for the session, on a free port with an empty data
+    directory."""
     base = tmp_path_factory.mktemp("haven")
-    server = HavenServer(data_dir=base / "data", log_path=base / "haven.log")
+    database_url, settings = _on_stores(request)
+    server = HavenServer(
+        data_dir=base / "data",
+        log_path=base / "haven.log",
+        database_url=database_url,
+        settings=settings,
+    )
     server.start()
     try:
         yield server
@@ -126,8 +158,11 @@ def repo(request: pytest.FixtureRequest) -> Callable[[str], str]:
 
 @pytest.fixture
 def http(haven: HavenServer) -> Iterator[httpx.Client]:
-    """A plain HTTP client on the session's Haven."""
-    with httpx.Client(base_url=haven.url, timeout=60.0, auth=OWNER) as client:
+    """A plain HTTP client on the session's Haven; it follows blob downloads' redirects
+    to an object store, as registry clients do."""
+    with httpx.Client(
+        base_url=haven.url, timeout=60.0, auth=OWNER, follow_redirects=True
+    ) as client:
         yield client
 
 
@@ -177,13 +212,24 @@ def tls_pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return make_test_pki(tmp_path_factory.mktemp("pki"), ["127.0.0.1"], ["localhost"])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", params=STORES, ids=STORE_IDS)
 def haven_tls(
-    e2e_prerequisites: None, tls_pki: Pki, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    e2e_prerequisites: None,
+    tls_pki: Pki,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[HavenServer]:
-    """One `haven serve --tls-cert --tls-key` for the session (HTTPS on 127.0.0.1)."""
+    """One `haven serve --tls-cert --tls-key` per store pair for the session (HTTPS on
+    127.0.0.1)."""
     base = tmp_path_factory.mktemp("haven-tls")
-    server = HavenServer(data_dir=base / "data", log_path=base / "haven.log", tls=tls_pki.files)
+    database_url, settings = _on_stores(request)
+    server = HavenServer(
+        data_dir=base / "data",
+        log_path=base / "haven.log",
+        database_url=database_url,
+        tls=tls_pki.files,
+        settings=settings,
+    )
     server.start()
     try:
         yield server

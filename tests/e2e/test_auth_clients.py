@@ -147,9 +147,14 @@ def ctr(containerd: ContainerdDaemon, tmp_path: Path) -> Ctr:
 
 @pytest.fixture
 def https(haven_tls: HavenServer, tls_pki: Pki) -> Iterator[httpx.Client]:
-    """httpx on the HTTPS server as the owner, trusting the test CA alone."""
+    """httpx on the HTTPS server as the owner, trusting the test CA alone (and following
+    blob downloads' redirects to an object store)."""
     with httpx.Client(
-        base_url=haven_tls.url, auth=OWNER, verify=ca_context(tls_pki.ca_cert), timeout=60.0
+        base_url=haven_tls.url,
+        auth=OWNER,
+        verify=ca_context(tls_pki.ca_cert),
+        timeout=60.0,
+        follow_redirects=True,
     ) as client:
         yield client
 

@@ -25,8 +25,7 @@ from haven.store.azure import (
     AzureBlobStore,
 )
 from haven.store.content import READ_CHUNK
-
-from .conftest import OTHER_ACCOUNT, OTHER_KEY, Azurite
+from object_stores import OTHER_ACCOUNT, OTHER_KEY, Azurite
 
 MiB = 1024 * 1024
 

@@ -1,4 +1,4 @@
-"""The S3 content store against a real S3 server (Ceph's RADOS Gateway, `s3_server.py`).
+"""The S3 content store against a real S3 server (Ceph's RADOS Gateway, `tests/object_stores.py`).
 
 Each test has a bucket of its own and two store instances on it, standing for two server
 processes: an upload written in sessions alternating between them must read, size and
@@ -21,8 +21,7 @@ import pytest
 
 from haven.errors import BlobUnknown, BlobUploadUnknown, RangeNotSatisfiable
 from haven.store.s3 import MIN_PART, READ_CHUNK, S3BlobStore
-
-from .s3_server import S3Server
+from object_stores import S3Server
 
 MiB = 1024 * 1024
 
