@@ -3,7 +3,9 @@
 # skopeo, podman, buildah and umoci (plus uidmap), from Debian 12's own packages, and for
 # the authentication tests (tests/e2e/test_auth_clients.py) dockerd and the docker CLI
 # (docker.io), containerd and ctr (containerd), openssl and curl; and a static busybox
-# (busybox-static), the program of the image that the task tests run with buildah.
+# (busybox-static), the program of the image that the task tests run with buildah; and
+# for the scale-out tests (tests/e2e/test_scale_out.py) nginx, which they run in front of
+# two `haven serve` nodes with the configuration in deploy/nginx, and iproute2's `ss`.
 #
 # Idempotent: when everything is already there it changes nothing and needs no network.
 # Run as root (CI's `make test` does); as another user it only checks and reports.
@@ -33,6 +35,8 @@ PACKAGES=(
     golang-github-containers-common  # /etc/containers/policy.json, containers.conf defaults
     golang-github-containers-image   # /etc/containers/registries.conf
     busybox-static                   # /bin/busybox, for the task tests' image
+    nginx                            # the scale-out tests' load balancer (not started as a service)
+    iproute2                         # ss, which finds the node receiving an upload
 )
 # Tools of the authentication tests, and the Debian 12 package that provides each.
 AUTH_TOOLS=(dockerd docker containerd ctr openssl curl)
@@ -44,7 +48,7 @@ declare -A AUTH_TOOL_PACKAGE=(
     [openssl]=openssl
     [curl]=curl
 )
-TOOLS=(skopeo podman buildah umoci newuidmap "${AUTH_TOOLS[@]}")
+TOOLS=(skopeo podman buildah umoci newuidmap ss "${AUTH_TOOLS[@]}")
 POLICY=/etc/containers/policy.json
 
 log() { printf 'install-e2e-deps: %s\n' "$*" >&2; }
@@ -102,7 +106,7 @@ status=0
 for tool in "${TOOLS[@]}"; do
     if path=$(command -v "$tool"); then
         case $tool in
-            newuidmap) log "ok: $path" ;;
+            newuidmap | ss) log "ok: $path" ;;
             openssl) log "ok: $path ($(openssl version 2>&1 | head -n 1))" ;;
             *) log "ok: $path ($("$tool" --version 2>&1 | head -n 1))" ;;
         esac
@@ -118,6 +122,13 @@ for tool in "${TOOLS[@]}"; do
         status=1
     fi
 done
+# nginx is in /usr/sbin, which a non-root PATH lacks: the tests look there too.
+if nginx=$(PATH=$PATH:/usr/sbin:/sbin command -v nginx); then
+    log "ok: $nginx ($("$nginx" -v 2>&1))"
+else
+    log "MISSING: nginx"
+    status=1
+fi
 if [[ ! -s $POLICY ]]; then
     log "MISSING: $POLICY"
     status=1

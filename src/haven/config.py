@@ -28,7 +28,8 @@ class Settings(BaseSettings):
     )
     domain: str = Field(
         "localhost",
-        description="Registries' login servers are <name>.<domain> (add :port if not 443)",
+        description="Registries' login servers are <name>.<domain> (add :port if not 443; "
+        "behind a proxy, the proxy's port, :443 included)",
     )
     default_registry: str = Field(
         "default", description="Registry that answers requests for an unknown Host"
@@ -112,7 +113,13 @@ class Settings(BaseSettings):
 
     def login_server(self, registry: str) -> str:
         """The login server of a registry: `<name>.<domain>`, with the port when the
-        domain has none and Haven does not listen on 443."""
+        domain has none and Haven does not listen on 443.
+
+        A domain with a port names where clients reach the registry, which behind a
+        proxy is not the port Haven listens on; `:443`, HTTPS's own, is left out, as
+        clients leave it out of image references and credential files."""
+        if self.domain.endswith(":443"):
+            return f"{registry}.{self.domain[:-4]}".lower()
         host = f"{registry}.{self.domain}".lower()
         if ":" not in self.domain and self.port not in (443, 0):
             host += f":{self.port}"

@@ -21,18 +21,19 @@ def prepare(settings: Settings) -> str | None:
     from haven.services.bootstrap import ensure_owner, ensure_signing_key
     from haven.store.access import AccessStore
     from haven.store.db import Database
-    from haven.store.migrate import upgrade
+    from haven.store.migrate import nodes_in_turn, upgrade
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(settings)
     box = SecretBox(load_or_create_key(settings.secret_key, settings.data_dir / "secret.key"))
-    db = Database(settings.effective_database_url, threads=1)
-    try:
-        store = AccessStore(db)
-        ensure_signing_key(store, box)
-        return ensure_owner(store, settings.bootstrap_password)
-    finally:
-        db.close()
+    with nodes_in_turn(settings.effective_database_url):
+        upgrade(settings)
+        db = Database(settings.effective_database_url, threads=1)
+        try:
+            store = AccessStore(db)
+            ensure_signing_key(store, box)
+            return ensure_owner(store, settings.bootstrap_password)
+        finally:
+            db.close()
 
 
 def prepare_in_child(settings: Settings) -> str | None:

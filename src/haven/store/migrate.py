@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from alembic import command
@@ -13,6 +15,29 @@ from haven.store.db import ensure_parent, sqlalchemy_url
 from haven.store.schema import metadata
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+# The PostgreSQL advisory lock that nodes starting at once take turns on.
+PREPARE_LOCK = 0x68617665_6E000001
+
+
+@contextlib.contextmanager
+def nodes_in_turn(database_url: str) -> Iterator[None]:
+    """Hold the deployment's preparation lock for the block (PostgreSQL only).
+
+    Nodes that start together against one PostgreSQL database would otherwise run the
+    same migrations at once, and all but one fail on the tables the first created. With
+    the lock, the first migrates and creates what a deployment needs while the others
+    wait; they then find the work done. The lock goes with its connection, so a node
+    killed while holding it does not block the others. SQLite needs nothing: one
+    machine's `haven serve` prepares before its workers start.
+    """
+    if database_url.startswith("sqlite:"):
+        yield
+        return
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (PREPARE_LOCK,))
+        yield
 
 
 def alembic_config(database_url: str) -> Config:
