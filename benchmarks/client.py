@@ -24,7 +24,7 @@ from yarl import URL
 from benchmarks.auth import Authorizer, scope_key
 from benchmarks.payload import LargeBlob, SmallBlob
 from benchmarks.rawpull import PullError, raw_pull
-from benchmarks.servers import Server
+from benchmarks.servers import Deployment
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -80,6 +80,7 @@ class RegistryClient:
         self.session = session
         self.base_url = base_url
         self.auth = auth
+        self.redirected_pulls = 0  # blob GETs answered with a redirect to the bytes
 
     def _url(self, path_or_url: str) -> URL:
         return URL(urljoin(self.base_url + "/", path_or_url), encoded=True)
@@ -198,17 +199,19 @@ class RegistryClient:
 
     async def pull(self, repo: str, digest: str, size: int, verify: bool) -> int:
         """GET the blob; check its length, and its sha256 when `verify`; return its length.
+        A redirect is followed (and counted in `redirected_pulls`).
 
         Goes through `rawpull` rather than aiohttp: see that module for why."""
         path = f"/v2/{repo}/blobs/{digest}"
         url = self._url(path)
         headers = await self.auth_headers(path)
         try:
-            received, got = await raw_pull(
-                url.host or "127.0.0.1", url.port or 80, path, verify, headers
-            )
+            result = await raw_pull(url.host or "127.0.0.1", url.port or 80, path, verify, headers)
         except PullError as exc:
             raise RegistryError("GET", str(url), 0, {}, str(exc).encode()) from exc
+        received, got = result.received, result.digest
+        if result.redirects:
+            self.redirected_pulls += 1
         if received != size:
             raise RegistryError(
                 "GET", str(url), 200, {}, f"got {received} of {size} bytes".encode()
@@ -245,7 +248,9 @@ class RegistryClient:
         return pages, entries
 
 
-def client_for(session: aiohttp.ClientSession, server: Server, auth_mode: str) -> RegistryClient:
+def client_for(
+    session: aiohttp.ClientSession, server: Deployment, auth_mode: str
+) -> RegistryClient:
     """A client for `server`, authenticating (in `auth_mode`) if the server has credentials."""
     auth = None
     if server.credentials is not None:

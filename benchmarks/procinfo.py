@@ -12,8 +12,8 @@ from pathlib import Path
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def process_tree(root: int) -> list[int]:
-    """`root` and every live descendant, found by scanning /proc for parent links."""
+def _children() -> dict[int, list[int]]:
+    """Parent pid -> its live children's pids, from one scan of /proc."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -25,12 +25,37 @@ def process_tree(root: int) -> list[int]:
         # The command name is in parentheses and may itself contain spaces or parentheses.
         fields = stat[stat.rfind(")") + 2 :].split()
         children.setdefault(int(fields[1]), []).append(int(entry.name))
+    return children
+
+
+def _tree(root: int, children: dict[int, list[int]]) -> list[int]:
     tree, todo = [], [root]
     while todo:
         pid = todo.pop()
         tree.append(pid)
         todo.extend(children.get(pid, []))
     return tree
+
+
+def process_tree(root: int) -> list[int]:
+    """`root` and every live descendant, found by scanning /proc for parent links."""
+    return _tree(root, _children())
+
+
+def command_line(pid: int) -> str:
+    """The process's arguments joined by spaces; empty if it is gone."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        return ""
+
+
+def find_descendant(root: int, needle: str) -> int | None:
+    """The first process under `root` whose command line contains `needle`."""
+    for pid in process_tree(root):
+        if pid != root and needle in command_line(pid):
+            return pid
+    return None
 
 
 def _status_kib(pid: int, key: str) -> int:
@@ -84,10 +109,10 @@ def tree_pss_bytes(root: int) -> int:
     return total * 1024
 
 
-def tree_cpu_seconds(root: int) -> float:
-    """User plus system CPU time consumed so far by the live processes of the tree."""
+def pids_cpu_seconds(pids: list[int]) -> float:
+    """User plus system CPU time consumed so far by these processes (gone ones count 0)."""
     total = 0
-    for pid in process_tree(root):
+    for pid in pids:
         try:
             stat = Path(f"/proc/{pid}/stat").read_text()
         except OSError:
@@ -97,14 +122,23 @@ def tree_cpu_seconds(root: int) -> float:
     return total / _CLK_TCK
 
 
+def tree_cpu_seconds(root: int) -> float:
+    """User plus system CPU time consumed so far by the live processes of the tree."""
+    return pids_cpu_seconds(process_tree(root))
+
+
+def trees_cpu_seconds(roots: dict[str, int]) -> dict[str, float]:
+    """`tree_cpu_seconds` of several trees, named, from a single scan of /proc: a
+    deployment of several processes is read at (almost) one instant."""
+    children = _children()
+    return {name: pids_cpu_seconds(_tree(root, children)) for name, root in roots.items()}
+
+
 def tree_breakdown(root: int) -> list[dict[str, object]]:
     """Per process of the tree: pid, command line, VmHWM and VmRSS in KiB (for the JSON)."""
     rows: list[dict[str, object]] = []
     for pid in process_tree(root):
-        try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
-        except OSError:
-            cmd = "?"
+        cmd = command_line(pid) or "?"
         rows.append(
             {
                 "pid": pid,

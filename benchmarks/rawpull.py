@@ -11,22 +11,43 @@ the 2-core machine: 16 parallel 32 MiB pulls cost the client 0.1 s of CPU this w
 gained nothing: the third busy thread only competes with the server for the two cores.)
 
 It handles exactly what a blob GET from these registries answers — `200` with
-`Content-Length` — and reports anything else (a redirect, chunked encoding, an error) as a
-failure rather than guessing.
+`Content-Length`, or a redirect to where the bytes are (Haven on an object store answers
+`307` to a signed URL) — and reports anything else (chunked encoding, an error) as a
+failure rather than guessing. A redirect is followed on a new connection without the
+registry's Authorization header: the signed URL carries its own credential, and the
+registry's token means nothing to the store.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+from dataclasses import dataclass
+from functools import partial
 from typing import Any, cast
+from urllib.parse import urljoin, urlsplit
 
 _BUFFER = 1 << 20
 _MAX_HEAD = 64 * 1024
+_REDIRECTS = (301, 302, 303, 307, 308)
+MAX_REDIRECTS = 3
 
 
 class PullError(RuntimeError):
-    """The server did not answer the GET with a plain 200 and a Content-Length body."""
+    """The server did not answer the GET with a plain 200 and a Content-Length body, or a
+    redirect to one."""
+
+
+class _Redirected(Exception):
+    def __init__(self, location: str) -> None:
+        self.location = location
+
+
+@dataclass(frozen=True)
+class PullResult:
+    received: int
+    digest: str | None  # "sha256:..." of the received bytes, when verifying
+    redirects: int  # how many redirects led to the bytes
 
 
 class _Pull(asyncio.BufferedProtocol):
@@ -61,7 +82,7 @@ class _Pull(asyncio.BufferedProtocol):
             return
         try:
             self._remaining = _parse_head(bytes(self._head[:end]))
-        except PullError as exc:
+        except (PullError, _Redirected) as exc:
             self._fail(exc)
             return
         body = memoryview(bytes(self._head[end + 4 :]))
@@ -91,38 +112,56 @@ class _Pull(asyncio.BufferedProtocol):
 
 
 def _parse_head(head: bytes) -> int:
-    """Content-Length of a `200` response head; anything else is a PullError."""
+    """Content-Length of a `200` response head. A redirect raises `_Redirected` with its
+    Location; anything else is a PullError."""
     lines = head.split(b"\r\n")
     status = lines[0].split(b" ", 2)
-    if len(status) < 2 or status[1] != b"200":
-        raise PullError(f"expected 200, got: {head[:300].decode(errors='replace')}")
-    length = None
+    headers: dict[bytes, bytes] = {}
     for line in lines[1:]:
         name, _, value = line.partition(b":")
-        key = name.strip().lower()
-        if key == b"content-length":
-            length = int(value.strip())
-        elif key == b"transfer-encoding":
-            raise PullError(f"unexpected Transfer-Encoding: {value.strip().decode()}")
-    if length is None:
+        headers[name.strip().lower()] = value.strip()
+    code = int(status[1]) if len(status) >= 2 and status[1].isdigit() else 0
+    if code in _REDIRECTS and b"location" in headers:
+        raise _Redirected(headers[b"location"].decode())
+    if code != 200:
+        raise PullError(f"expected 200, got: {head[:300].decode(errors='replace')}")
+    if b"transfer-encoding" in headers:
+        raise PullError(f"unexpected Transfer-Encoding: {headers[b'transfer-encoding'].decode()}")
+    if b"content-length" not in headers:
         raise PullError("no Content-Length in a blob response")
-    return length
+    return int(headers[b"content-length"])
+
+
+def redirect_target(base: str, location: str) -> tuple[str, int, str]:
+    """(host, port, path with query) of a Location, resolved against the URL `base`.
+    Plain HTTP only: the benchmark's registries and stores all listen on loopback."""
+    parts = urlsplit(urljoin(base, location))
+    if parts.scheme != "http" or not parts.hostname:
+        raise PullError(f"cannot follow a redirect to {location!r} (plain http only)")
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return parts.hostname, parts.port or 80, path
 
 
 async def raw_pull(
     host: str, port: int, path: str, verify: bool, headers: dict[str, str] | None = None
-) -> tuple[int, str | None]:
-    """GET `path` on a fresh connection; return (bytes received, "sha256:..." or None)."""
-    extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
-    request = (
-        f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: haven-bench\r\n"
-        f"{extra}Connection: close\r\n\r\n"
-    ).encode()
+) -> PullResult:
+    """GET `path` on a fresh connection, following up to MAX_REDIRECTS redirects."""
     loop = asyncio.get_running_loop()
-    transport, proto = await loop.create_connection(lambda: _Pull(request, verify), host, port)
-    try:
-        await proto.done
-    finally:
-        transport.close()
-    digest = "sha256:" + proto.hasher.hexdigest() if proto.hasher is not None else None
-    return proto.received, digest
+    for redirects in range(MAX_REDIRECTS + 1):
+        extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+        request = (
+            f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: haven-bench\r\n"
+            f"{extra}Connection: close\r\n\r\n"
+        ).encode()
+        transport, proto = await loop.create_connection(partial(_Pull, request, verify), host, port)
+        try:
+            await proto.done
+        except _Redirected as hop:
+            host, port, path = redirect_target(f"http://{host}:{port}{path}", hop.location)
+            headers = None  # the signed URL carries its own credential
+            continue
+        finally:
+            transport.close()
+        digest = "sha256:" + proto.hasher.hexdigest() if proto.hasher is not None else None
+        return PullResult(proto.received, digest, redirects)
+    raise PullError(f"more than {MAX_REDIRECTS} redirects")

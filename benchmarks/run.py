@@ -1,10 +1,11 @@
 """Entry point: `python -m benchmarks.run [--quick] [--haven-workers N] [--rounds R]
-[--only SCENARIO ...] [--json FILE]`.
+[--only SCENARIO ...] [--servers NAME ...] [--scale-out] [--json FILE]`.
 
-Starts Haven and the reference registry on fresh data directories, runs each scenario on
-both in A B B A order (so drift over time — page cache, writeback, thermal — falls on both
-sides alike), prints the table and optionally writes JSON. Exits non-zero if any scenario
-failed on a registry that was under test.
+Starts Haven and the reference registry on fresh data directories (and, with
+`--scale-out`, Haven in scale-out mode with one node and with two: PostgreSQL, Azurite,
+nginx), runs each scenario on every one in A B B A order (so drift over time — page cache,
+writeback, thermal — falls on all sides alike), prints the table and optionally writes
+JSON. Exits non-zero if any scenario failed on a registry that was under test.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from benchmarks.profile import FULL, QUICK, Profile
-from benchmarks.servers import Server, ServerError, haven_command, start_haven, start_reference
+from benchmarks.servers import Deployment, ServerError, haven_command, start_haven, start_reference
 
 try:
     import aiohttp  # noqa: F401 - checked here so the message names the missing package
@@ -33,7 +34,18 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 from benchmarks.client import client_for, new_session
 from benchmarks.machine import busy_cpu_seconds, describe, own_cpu_seconds
-from benchmarks.report import SIDES, ScenarioResult, footnotes, table
+from benchmarks.report import (
+    EMBEDDED,
+    ONE_NODE,
+    REFERENCE,
+    SCALE_OUT,
+    SIDES,
+    TWO_NODES,
+    ScenarioResult,
+    footnotes,
+    pull_cpu_table,
+    table,
+)
 from benchmarks.scenarios import ALL, BY_NAME, Scenario
 from benchmarks.side import Measurement, Side
 
@@ -80,6 +92,33 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="how to authenticate to Haven: the token protocol real clients use (default), "
         "or HTTP Basic on every request",
     )
+    parser.add_argument(
+        "--servers",
+        nargs="+",
+        choices=SIDES,
+        default=None,
+        metavar="NAME",
+        help=f"registries to measure, any of: {', '.join(SIDES)} (default: {EMBEDDED} {REFERENCE})",
+    )
+    parser.add_argument(
+        "--scale-out",
+        action="store_true",
+        help=f"also measure Haven in scale-out mode: {ONE_NODE} (one node) and {TWO_NODES} "
+        "(two behind nginx), on PostgreSQL and Azurite",
+    )
+    parser.add_argument(
+        "--scaleout-workers",
+        type=int,
+        default=1,
+        help="haven serve --workers of each scale-out node (default 1)",
+    )
+    parser.add_argument(
+        "--postgres-url",
+        default=None,
+        help="PostgreSQL for scale-out mode: the URL of a database there to connect to while "
+        "creating (and dropping) one per deployment (default $HAVEN_BENCH_POSTGRES_URL, else "
+        "the machine's at 127.0.0.1:5432 as user postgres)",
+    )
     who = parser.add_mutually_exclusive_group()
     who.add_argument(
         "--reference-only",
@@ -105,6 +144,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--keep", action="store_true", help="keep the temporary data directories (and server logs)"
     )
     return parser.parse_args(argv)
+
+
+def chosen(args: argparse.Namespace) -> dict[str, bool]:
+    """Which registries run: `--servers`, else Haven and the reference; `--scale-out` adds
+    both scale-out sides; `--haven-only` drops the reference, `--reference-only` every
+    Haven."""
+    names = set(args.servers or (EMBEDDED, REFERENCE))
+    if args.scale_out:
+        names.update(SCALE_OUT)
+    if args.haven_only:
+        names.discard(REFERENCE)
+    if args.reference_only:
+        names = {REFERENCE}
+    return {name: name in names for name in SIDES}
 
 
 def _log(message: str) -> None:
@@ -148,7 +201,7 @@ async def _run_scenario(
                     _log(f"  {name}: round {round_no} failed: {exc}")
                     break
                 _log(
-                    f"  round {round_no} {name:9s} {m.value:12.2f} {scenario.unit:12s}"
+                    f"  round {round_no} {name:16s} {m.value:12.2f} {scenario.unit:12s}"
                     f" ({m.timing.seconds:.2f}s, client cpu {m.timing.client_cpu:.2f}s,"
                     f" server cpu {m.timing.server_cpu:.2f}s, other cpu {m.timing.other_cpu:.2f}s)"
                 )
@@ -174,8 +227,8 @@ async def _run(
     args: argparse.Namespace,
     profile: Profile,
     rounds: int,
-    servers: dict[str, Server],
-    fresh: dict[str, Callable[[Path], Server]],
+    servers: dict[str, Deployment],
+    fresh: dict[str, Callable[[Path], Deployment]],
     workdir: Path,
 ) -> list[ScenarioResult]:
     scenarios = [BY_NAME[n] for n in args.only] if args.only else ALL
@@ -226,21 +279,33 @@ def event_loop_run(coro: Coroutine[Any, Any, T]) -> T:
     return uvloop.run(guarded())
 
 
+def _scaleout(
+    workdir: Path, name: str, nodes: int, args: argparse.Namespace, command: list[str]
+) -> Deployment:
+    # Imported here: only scale-out mode needs PostgreSQL's driver and the test helpers.
+    from benchmarks.scaleout import start_scaleout
+
+    return start_scaleout(workdir, name, nodes, args.scaleout_workers, command, args.postgres_url)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     profile = QUICK if args.quick else FULL
     rounds = args.rounds or profile.rounds
     workdir = Path(tempfile.mkdtemp(prefix="haven-bench-"))
     machine = describe(workdir)
-    present = {"haven": not args.reference_only, "reference": not args.haven_only}
-    servers: dict[str, Server] = {}
+    present = chosen(args)
+    havens = [name for name in SIDES if present[name] and name != REFERENCE]
+    servers: dict[str, Deployment] = {}
     started = time.monotonic()
     busy0, own0 = busy_cpu_seconds(), own_cpu_seconds()
     try:
-        command = haven_command(args.haven_cmd) if present["haven"] else []
-        fresh: dict[str, Callable[[Path], Server]] = {
-            "haven": lambda d: start_haven(d, args.haven_workers, command),
-            "reference": start_reference,
+        command = haven_command(args.haven_cmd) if havens else []
+        fresh: dict[str, Callable[[Path], Deployment]] = {
+            EMBEDDED: lambda d: start_haven(d, args.haven_workers, command),
+            REFERENCE: start_reference,
+            ONE_NODE: lambda d: _scaleout(d, ONE_NODE, 1, args, command),
+            TWO_NODES: lambda d: _scaleout(d, TWO_NODES, 2, args, command),
         }
         for name in SIDES:
             if present[name]:
@@ -249,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         results = event_loop_run(_run(args, profile, rounds, servers, fresh, workdir))
     except ServerError as exc:
         _log(f"error: {exc}")
-        if present["haven"] and "haven" not in servers:
+        if present[EMBEDDED] and EMBEDDED not in servers:
             _log("(to measure the reference registry alone, pass --reference-only)")
         return 2
     except (asyncio.CancelledError, KeyboardInterrupt):
@@ -271,10 +336,12 @@ def main(argv: list[str] | None = None) -> int:
         100 * max(foreign, 0.0) / (elapsed * (os.cpu_count() or 1)), 1
     )
     print()
+    scaled = any(present[name] for name in SCALE_OUT)
     print(
         f"Haven benchmark, profile {profile.name}, {rounds} rounds, "
-        f"haven workers {args.haven_workers if present['haven'] else '-'}, "
-        f"haven auth {args.haven_auth if present['haven'] else '-'}, "
+        f"haven workers {args.haven_workers if present[EMBEDDED] else '-'}, "
+        + (f"scale-out workers per node {args.scaleout_workers}, " if scaled else "")
+        + f"haven auth {args.haven_auth if havens else '-'}, "
         f"{elapsed:.0f}s total"
     )
     print(
@@ -290,20 +357,30 @@ def main(argv: list[str] | None = None) -> int:
         "clients (in the benchmark process, uvloop): manifest-get benchmarks.rawload "
         "(pre-encoded HTTP/1.1); pulls benchmarks.rawpull (recv_into); the rest aiohttp"
     )
+    for name in SCALE_OUT:
+        if name in servers:
+            print(f"{name}: {servers[name].description}")
     print()
     print(table(results, present))
-    for note in footnotes(results):
+    pulls = pull_cpu_table(results, present)
+    if pulls:
+        print()
+        print(pulls)
+    notes = footnotes(results)
+    for note in notes:
         print(f"* {note}")
     if args.json:
         doc = {
             "machine": machine,
             "profile": profile.__dict__,
             "rounds": rounds,
-            "haven_workers": args.haven_workers if present["haven"] else None,
-            "haven_auth": args.haven_auth if present["haven"] else None,
+            "haven_workers": args.haven_workers if present[EMBEDDED] else None,
+            "scaleout_workers": args.scaleout_workers if scaled else None,
+            "haven_auth": args.haven_auth if havens else None,
             "registries": {name: s.description for name, s in servers.items()},
             "elapsed_s": round(elapsed, 1),
             "results": [r.to_json() for r in results],
+            "footnotes": notes,
         }
         args.json.write_text(json.dumps(doc, indent=2) + "\n")
         _log(f"wrote {args.json}")

@@ -1,8 +1,9 @@
-"""Start and stop the two registries under test, each on a free loopback port and a fresh,
+"""Start and stop the registries under test, each on a free loopback port and a fresh,
 empty data directory, so that every run compares like with like and leaves nothing behind.
 
-Both log at level "error" with no access log: the benchmark measures serving, not writing
-log lines, and the same rule applies to both sides.
+All log at level "error" with no access log: the benchmark measures serving, not writing
+log lines, and the same rule applies to every side. (Haven in scale-out mode, several
+processes on shared services, is started by `benchmarks.scaleout`.)
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from benchmarks.auth import Credentials
 from benchmarks.procinfo import tree_cpu_seconds
@@ -40,6 +42,51 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class CpuParts:
+    """CPU seconds a deployment has used so far, by part.
+
+    `registry` holds the registry's own processes (Haven's nodes, or docker-registry);
+    `support` what it runs on when that is started for it too (load balancer, object
+    store, database), so that no CPU of the deployment passes for "other work"."""
+
+    registry: dict[str, float]
+    support: dict[str, float] = field(default_factory=dict)
+
+    def total(self) -> float:
+        return sum(self.registry.values()) + sum(self.support.values())
+
+    def by_part(self) -> dict[str, float]:
+        return {**self.registry, **self.support}
+
+
+class Deployment(Protocol):
+    """A registry under test as the scenarios see it, however many processes it runs."""
+
+    name: str
+    description: str
+    credentials: Credentials | None
+
+    @property
+    def host(self) -> str: ...
+
+    @property
+    def port(self) -> int: ...
+
+    @property
+    def base_url(self) -> str: ...
+
+    def cpu(self) -> CpuParts:
+        """CPU used so far by every process of the deployment."""
+        ...
+
+    def registry_pids(self) -> list[int]:
+        """Roots of the registry's own process trees (for memory figures)."""
+        ...
+
+    def stop(self) -> None: ...
 
 
 @dataclass
@@ -65,6 +112,12 @@ class Server:
     @property
     def pid(self) -> int:
         return self.proc.pid
+
+    def cpu(self) -> CpuParts:
+        return CpuParts({self.name: tree_cpu_seconds(self.pid)})
+
+    def registry_pids(self) -> list[int]:
+        return [self.pid]
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -125,7 +178,7 @@ class Server:
             pass
 
 
-def _spawn(
+def spawn(
     name: str, argv: list[str], workdir: Path, env: dict[str, str]
 ) -> subprocess.Popen[bytes]:
     log = open(workdir / f"{name}.log", "wb")  # noqa: SIM115 - the child owns it from here
@@ -171,7 +224,7 @@ def start_reference(workdir: Path) -> Server:
     config = workdir / "config.yml"
     config.write_text(reference_config(data_dir, port))
     argv = [REFERENCE_BINARY, "serve", str(config)]
-    proc = _spawn("reference", argv, workdir, dict(os.environ))
+    proc = spawn("reference", argv, workdir, dict(os.environ))
     server = Server(
         "reference",
         proc,
@@ -199,14 +252,27 @@ def haven_command(override: str | None) -> list[str]:
     raise ServerError("cannot find Haven: create .venv (pip install -e .) or pass --haven-cmd")
 
 
+# Settings that would point a benchmark's Haven at someone's real database, object store or
+# keys if they leaked in from the environment; a run sets the ones it means explicitly.
+_DEPLOYMENT_VARIABLES = ("HAVEN_DATABASE_URL", "HAVEN_STORAGE", "HAVEN_SECRET_KEY")
+
+
 def start_haven(
     workdir: Path,
     workers: int,
     command: list[str],
     extra_env: dict[str, str] | None = None,
+    *,
+    name: str = "haven",
+    credentials: Credentials | None = None,
+    description: str | None = None,
 ) -> Server:
-    """`haven serve` with N workers on its default (SQLite) metadata store; `extra_env`
-    adds or overrides `HAVEN_*` settings (e.g. garbage collection's intervals)."""
+    """`haven serve` with N workers, by default on its embedded stores (SQLite metadata,
+    blobs in the data directory); `extra_env` adds or overrides `HAVEN_*` settings
+    (garbage collection's intervals, or a shared database and object store).
+
+    `credentials` is the owner's password to bootstrap with (random if None): nodes of one
+    deployment must agree on it, since only the first to start creates the owner."""
     workdir.mkdir(parents=True, exist_ok=True)
     data_dir = workdir / "data"
     data_dir.mkdir()
@@ -226,19 +292,20 @@ def start_haven(
     env = dict(os.environ)
     env["HAVEN_LOG_LEVEL"] = "error"
     # Haven authenticates every request; its first start creates user `owner` with this.
-    credentials = Credentials("owner", secrets.token_urlsafe(18))
+    credentials = credentials or Credentials("owner", secrets.token_urlsafe(18))
     env["HAVEN_BOOTSTRAP_PASSWORD"] = credentials.password
-    # A stray HAVEN_DATABASE_URL would point the benchmark at someone's real database.
-    env.pop("HAVEN_DATABASE_URL", None)
+    for variable in _DEPLOYMENT_VARIABLES:
+        env.pop(variable, None)
     env.update(extra_env or {})
-    proc = _spawn("haven", argv, workdir, env)
+    proc = spawn("haven", argv, workdir, env)
     server = Server(
-        "haven",
+        name,
         proc,
         port,
         data_dir,
         workdir / "haven.log",
-        f"haven serve --workers {workers} (SQLite metadata) via {shlex.join(command)}",
+        description
+        or f"haven serve --workers {workers} (SQLite metadata) via {shlex.join(command)}",
         credentials,
     )
     server.wait_ready()

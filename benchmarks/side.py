@@ -17,17 +17,18 @@ from typing import Any
 
 from benchmarks.client import RegistryClient
 from benchmarks.machine import busy_cpu_seconds
-from benchmarks.procinfo import tree_cpu_seconds
 from benchmarks.profile import Profile
-from benchmarks.servers import Server
+from benchmarks.servers import CpuParts, Deployment
 
 
 @dataclass
 class Timing:
     seconds: float = 0.0
     client_cpu: float = 0.0
-    server_cpu: float = 0.0
+    server_cpu: float = 0.0  # every process of the deployment
     other_cpu: float = 0.0  # machine CPU used by neither: other processes, kernel threads
+    registry_cpu: float = 0.0  # the registry's own processes (Haven's nodes, docker-registry)
+    parts: dict[str, float] = field(default_factory=dict)  # server_cpu by process tree
 
 
 @dataclass
@@ -42,11 +43,11 @@ class Measurement:
 @dataclass
 class Side:
     name: str
-    server: Server
+    server: Deployment
     client: RegistryClient
     profile: Profile
     workdir: Path
-    start_fresh: Callable[[Path], Server]
+    start_fresh: Callable[[Path], Deployment]
     auth_mode: str = "bearer"
     _fixtures: dict[str, asyncio.Future[Any]] = field(default_factory=dict)
 
@@ -65,15 +66,28 @@ class Side:
 
     @contextmanager
     def timed(self) -> Iterator[Timing]:
-        """Wall time, this process's CPU, the server tree's CPU, and everything else the
-        machine did meanwhile, across the block."""
+        """Wall time, this process's CPU, the deployment's CPU (part by part), and
+        everything else the machine did meanwhile, across the block."""
         timing = Timing()
-        c0, s0 = time.process_time(), tree_cpu_seconds(self.server.pid)
+        c0, s0 = time.process_time(), self.server.cpu()
         m0 = busy_cpu_seconds()
         t0 = time.perf_counter()
         yield timing
         timing.seconds = time.perf_counter() - t0
         timing.client_cpu = time.process_time() - c0
-        timing.server_cpu = tree_cpu_seconds(self.server.pid) - s0
+        spent = cpu_delta(s0, self.server.cpu())
+        timing.registry_cpu = sum(spent.registry.values())
+        timing.server_cpu = spent.total()
+        timing.parts = spent.by_part()
         busy = busy_cpu_seconds() - m0
         timing.other_cpu = max(0.0, busy - timing.client_cpu - timing.server_cpu)
+
+
+def cpu_delta(before: CpuParts, after: CpuParts) -> CpuParts:
+    """CPU used between two readings, part by part (a part that appeared meanwhile counts
+    from zero; one that vanished counts nothing)."""
+
+    def minus(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
+        return {name: max(0.0, value - b.get(name, 0.0)) for name, value in a.items()}
+
+    return CpuParts(minus(after.registry, before.registry), minus(after.support, before.support))
