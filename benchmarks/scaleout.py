@@ -20,7 +20,6 @@ the first runs the migrations.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import grp
 import json
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from cryptography.fernet import Fernet
 
 from benchmarks.auth import Credentials
 from benchmarks.procinfo import (
@@ -72,8 +72,8 @@ def database_url(admin_url: str, name: str) -> str:
 
 
 def fernet_key() -> str:
-    """A key in the format `HAVEN_SECRET_KEY` takes: 32 random bytes, url-safe base64."""
-    return base64.urlsafe_b64encode(os.urandom(32)).decode()
+    """A key in the format `HAVEN_SECRET_KEY` takes, made as Haven makes its own."""
+    return Fernet.generate_key().decode()
 
 
 def nginx_config(prefix: Path, port: int, upstreams: list[int], user: str | None) -> str:

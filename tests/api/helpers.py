@@ -370,6 +370,22 @@ async def push_blob(
     return resp
 
 
+async def push_chunk(
+    client: httpx.AsyncClient, location: str, offset: int, chunk: bytes
+) -> httpx.Response:
+    """PATCH `chunk` into the upload at `location`, starting at `offset`; asserts 202."""
+    resp = await client.patch(
+        location,
+        content=chunk,
+        headers={
+            "Content-Type": "application/octet-stream",
+            "Content-Range": f"{offset}-{offset + len(chunk) - 1}",
+        },
+    )
+    assert resp.status_code == 202, resp.text
+    return resp
+
+
 async def push_blobs(client: httpx.AsyncClient, repo: str, blobs: Iterable[Blob]) -> None:
     seen: set[str] = set()
     for blob in blobs:

@@ -15,6 +15,7 @@ from .helpers import (
     blob_bytes,
     location_path,
     push_blob,
+    push_chunk,
     sha256,
     sha512,
     start_upload,
@@ -591,16 +592,6 @@ async def test_a_single_post_of_a_blob_the_repository_already_has_answers_201(
     assert resp.headers["docker-content-digest"] == digest
 
 
-async def _patch(client: httpx.AsyncClient, location: str, offset: int, chunk: bytes) -> str:
-    resp = await client.patch(
-        location,
-        content=chunk,
-        headers={"Content-Range": f"{offset}-{offset + len(chunk) - 1}"},
-    )
-    assert resp.status_code == 202, resp.text
-    return location_path(resp)
-
-
 @pytest.mark.parametrize("saved", ["stale", "missing"])
 async def test_a_chunk_after_a_lost_hash_state_rebuilds_it_from_the_stored_bytes(
     app: HavenApp, client: httpx.AsyncClient, saved: str
@@ -612,14 +603,16 @@ async def test_a_chunk_after_a_lost_hash_state_rebuilds_it_from_the_stored_bytes
     named = re.search(r"/uploads/([0-9a-f-]{36})", location)
     assert named is not None, location
     upload_id = named[1]
-    location = await _patch(client, location, 0, chunks[0])
+    location = location_path(await push_chunk(client, location, 0, chunks[0]))
     first = await app.metadata.get_upload(upload_id)
     assert first is not None and first.hash_state is not None
-    location = await _patch(client, location, len(chunks[0]), chunks[1])
+    location = location_path(await push_chunk(client, location, len(chunks[0]), chunks[1]))
     # As another node sees it: no state of this process, and the saved one stale or gone.
     app.services.uploads._states.clear()
     await app.metadata.save_upload_hash(upload_id, first.hash_state if saved == "stale" else None)
-    location = await _patch(client, location, len(chunks[0]) + len(chunks[1]), chunks[2])
+    location = location_path(
+        await push_chunk(client, location, len(chunks[0]) + len(chunks[1]), chunks[2])
+    )
     data = b"".join(chunks)
     done = await client.put(with_digest(location, sha256(data)))
     assert done.status_code == 201, done.text

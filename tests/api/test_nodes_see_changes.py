@@ -26,6 +26,7 @@ from .helpers import (
     blob_bytes,
     location_path,
     make_image,
+    push_chunk,
     push_image,
     sha256,
     with_digest,
@@ -168,16 +169,7 @@ async def test_a_chunked_upload_alternating_between_nodes_completes_with_its_dig
     assert started.status_code == 202, started.text
     location, offset = location_path(started), 0
     for i, chunk in enumerate(chunks):
-        node = nodes[i % 2]
-        resp = await node.patch(
-            location,
-            content=chunk,
-            headers={
-                "Content-Type": "application/octet-stream",
-                "Content-Range": f"{offset}-{offset + len(chunk) - 1}",
-            },
-        )
-        assert resp.status_code == 202, resp.text
+        resp = await push_chunk(nodes[i % 2], location, offset, chunk)
         offset += len(chunk)
         assert resp.headers["Range"] == f"0-{offset - 1}"
         location = location_path(resp)

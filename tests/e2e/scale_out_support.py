@@ -25,7 +25,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import tarfile
@@ -36,9 +35,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import oras.client
 import pytest
-from auth_support import Pki
+from auth_support import OrasClient, Pki
 from e2e_support import (
     MANIFEST_ACCEPT,
     OCI_CONFIG,
@@ -49,6 +47,7 @@ from e2e_support import (
     LayoutImage,
     TlsFiles,
     Tools,
+    free_port,
     read_layout_image,
     sha256_digest,
 )
@@ -265,12 +264,9 @@ class Nginx:
 
 
 def free_port_avoiding(taken: set[int]) -> int:
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        if port not in taken:
-            return port
+    while (port := free_port()) in taken:
+        pass
+    return port
 
 
 # --------------------------------------------------------------------------- clients
@@ -323,15 +319,6 @@ def sign_in(tools: Tools, endpoints: Iterable[Endpoint]) -> None:
     owner = base64.b64encode(f"{OWNER[0]}:{OWNER[1]}".encode()).decode()
     auths = {endpoint.address: {"auth": owner} for endpoint in endpoints}
     tools.auth_file.write_text(json.dumps({"auths": auths}) + "\n")
-
-
-class OrasClient(oras.client.OrasClient):  # type: ignore[misc]
-    """The ORAS SDK's client without its retry-with-backoff wrapper, so that a server
-    error fails the test at once (as in test_oras.py)."""
-
-    do_request = getattr(
-        oras.client.OrasClient.do_request, "__wrapped__", oras.client.OrasClient.do_request
-    )
 
 
 # --------------------------------------------------------------------------- images

@@ -113,7 +113,7 @@ class UploadService:
         state = self._states.get(upload_id)
         if state is None or state.offset != size:
             saved = upload.hash_state
-            resumed = resumable.Sha256.resume(saved, size) if saved is not None else None
+            resumed = resumable.Sha256.resume(saved, size) if saved and size else None
             if size == 0:
                 state = HashState()
             elif resumed is not None:
